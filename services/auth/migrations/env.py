@@ -1,0 +1,4 @@
+from flashbid_auth.store import metadata
+from flashbid_shared.migrations import run_migrations
+
+run_migrations(metadata)

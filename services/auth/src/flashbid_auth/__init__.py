@@ -1,0 +1,1 @@
+"""Flashbid auth service."""

@@ -1,0 +1,82 @@
+"""Signing keys and token claims: pure functions over bytes and dicts, no I/O."""
+
+import hashlib
+import hmac
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jwt.algorithms import OKPAlgorithm
+
+ALGORITHM = "EdDSA"
+
+
+class SigningKey:
+    """One Ed25519 key: signs access tokens, and publishes its public half as a JWK."""
+
+    def __init__(self, kid: str, private_key: Ed25519PrivateKey) -> None:
+        self.kid = kid
+        self.private_key = private_key
+
+    @classmethod
+    def generate(cls) -> "SigningKey":
+        return cls(uuid.uuid4().hex, Ed25519PrivateKey.generate())
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk = OKPAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
+
+    def private_bytes(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+
+def _kek(secret: str) -> AESGCM:
+    key = HKDF(SHA256(), 32, salt=None, info=b"flashbid signing keys").derive(secret.encode())
+    return AESGCM(key)
+
+
+def seal(secret: str, key: SigningKey) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + _kek(secret).encrypt(nonce, key.private_bytes(), key.kid.encode())
+
+
+def unseal(secret: str, kid: str, sealed: bytes) -> SigningKey:
+    raw = _kek(secret).decrypt(sealed[:12], sealed[12:], kid.encode())
+    return SigningKey(kid, Ed25519PrivateKey.from_private_bytes(raw))
+
+
+def token_claims(
+    *, subject: str, role: str, issuer: str, audience: str, ttl: int, now: datetime | None = None
+) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    return {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "role": role,
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(seconds=ttl),
+        "jti": uuid.uuid4().hex,
+    }
+
+
+def secret_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison of client secrets (digests first, so lengths do not leak)."""
+    given_digest = hashlib.sha256(given.encode()).digest()
+    expected_digest = hashlib.sha256(expected.encode()).digest()
+    return bool(expected) and hmac.compare_digest(given_digest, expected_digest)

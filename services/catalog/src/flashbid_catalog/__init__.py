@@ -1,0 +1,1 @@
+"""Flashbid catalog service."""

@@ -1,0 +1,7 @@
+from pathlib import Path
+
+from flashbid_shared.cli import main
+
+from flashbid_catalog.settings import Settings
+
+main(Settings, migrations=Path(__file__).resolve().parents[2] / "migrations")

@@ -1,0 +1,5 @@
+"""Catalog's tables and the stores over them."""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()

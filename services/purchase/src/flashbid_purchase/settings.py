@@ -1,0 +1,9 @@
+from flashbid_shared.settings import PostgresSettings
+
+
+class Settings(PostgresSettings, kw_only=True):
+    database_url: str = "postgresql+asyncpg://flashbid@127.0.0.1:55432/flashbid_purchase"
+    client_id: str = "purchase"
+    client_secret: str = "dev-purchase-secret"
+    redis_url: str = "redis://127.0.0.1:56379/1"
+    catalog_url: str = "http://127.0.0.1:8002"

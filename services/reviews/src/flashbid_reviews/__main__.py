@@ -1,0 +1,21 @@
+import asyncio
+
+from flashbid_shared.cli import main
+from pymongo import AsyncMongoClient
+
+from flashbid_reviews.settings import Settings
+from flashbid_reviews.store import ensure_indexes
+
+
+def migrate(settings: Settings) -> None:
+    """Reviews has no schema to migrate; its indexes are created here and at every start."""
+
+    async def run() -> None:
+        client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url)
+        await ensure_indexes(client[settings.mongo_database])
+        await client.close()
+
+    asyncio.run(run())
+
+
+main(Settings, commands={"migrate": migrate})

@@ -1,0 +1,90 @@
+"""The one way a Flashbid service is assembled, so that all five have the same shape."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from flashbid_shared.errors import ErrorTable, exception_handlers
+from flashbid_shared.health import Check, health_handlers
+from flashbid_shared.http import ServiceTokens, service_client
+from flashbid_shared.observability import RequestIdMiddleware, configure_logging
+from flashbid_shared.settings import ServiceSettings
+from flashbid_shared.tokens import TokenVerifier, provide_principal
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
+JwksSource = Callable[[Litestar], Awaitable[dict[str, Any]]]
+
+
+def service_app(
+    name: str,
+    settings: ServiceSettings,
+    *,
+    routes: Sequence[Any],
+    lifespan: Sequence[Lifespan] = (),
+    ready: Mapping[str, Check] | None = None,
+    errors: ErrorTable | None = None,
+    jwks: JwksSource | None = None,
+    description: str = "",
+) -> Litestar:
+    """A Litestar app for service `name`: routes under `/api/<name>`, docs, problems, health.
+
+    `app.state` holds `settings`, `http` (a plain client), `verifier` (access tokens) and
+    `service_tokens` (this service's own client-credentials token for internal calls).
+    """
+    configure_logging(name, settings.log_level)
+
+    @asynccontextmanager
+    async def platform(app: Litestar) -> AsyncIterator[None]:
+        async with service_client(timeout=3.0) as http:
+            jwks_url = f"{settings.auth_url}/api/auth/.well-known/jwks.json"
+
+            async def fetch_jwks() -> dict[str, Any]:
+                if jwks is not None:
+                    return await jwks(app)
+                response = await http.get(jwks_url)
+                response.raise_for_status()
+                return msgspec.json.decode(response.content)
+
+            app.state.http = http
+            app.state.verifier = TokenVerifier(
+                fetch_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            )
+            app.state.service_tokens = ServiceTokens(
+                http,
+                f"{settings.auth_url}/api/auth/token",
+                settings.client_id,
+                settings.client_secret,
+            )
+            yield
+
+    return Litestar(
+        route_handlers=[
+            Router(f"/api/{name}", route_handlers=[*routes, *health_handlers(ready or {})])
+        ],
+        lifespan=[platform, *lifespan],
+        middleware=[RequestIdMiddleware],
+        exception_handlers=exception_handlers(errors),
+        dependencies={"principal": Provide(provide_principal)},
+        state=State({"settings": settings}),
+        openapi_config=OpenAPIConfig(
+            title=f"Flashbid {name}",
+            version="0.1.0",
+            description=description,
+            path=f"/api/{name}",
+            render_plugins=[SwaggerRenderPlugin(path="/docs")],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        logging_config=None,
+    )

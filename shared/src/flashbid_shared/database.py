@@ -1,0 +1,50 @@
+"""A service's PostgreSQL pool and Redis client: opened in its lifespan, checked by readiness."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+@asynccontextmanager
+async def postgres(app: Litestar) -> AsyncIterator[None]:
+    """Lifespan: `app.state.engine` from `settings.database_url`."""
+    settings = app.state.settings
+    engine = create_async_engine(
+        settings.database_url, pool_size=settings.database_pool_size, max_overflow=10
+    )
+    app.state.engine = engine
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def ping_postgres(state: State) -> None:
+    engine: AsyncEngine = state.engine
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("SELECT 1")
+
+
+async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
+    """Dependency: a connection inside a transaction that commits when the handler returns."""
+    async with state.engine.begin() as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def redis(app: Litestar) -> AsyncIterator[None]:
+    """Lifespan: `app.state.redis` from `settings.redis_url`."""
+    client = Redis.from_url(app.state.settings.redis_url, max_connections=200)
+    app.state.redis = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def ping_redis(state: State) -> None:
+    await state.redis.ping()

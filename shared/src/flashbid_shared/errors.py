@@ -1,0 +1,119 @@
+"""One error vocabulary for every service, rendered as application/problem+json (RFC 9457).
+
+Domain modules raise `DomainError` subclasses (no framework imports); each service maps them to
+an HTTP status and a stable `code` in one table passed to `exception_handlers`.
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+log = logging.getLogger("flashbid.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class DomainError(Exception):
+    """A broken business rule. Keyword fields travel to the client (`min_next_bid=...`)."""
+
+    def __init__(self, detail: str = "", **fields: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = fields
+
+
+class Problem(Exception):
+    """An error raised where HTTP is already known (guards, clients of other services)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers = dict(headers or {})
+        self.fields = fields
+
+
+ErrorTable = Mapping[type[Exception], tuple[int, str]]
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **fields: Any,
+) -> Response[bytes]:
+    body = {
+        "type": f"https://flashbid.dev/problems/{code}",
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **fields,
+    }
+    return Response(
+        msgspec.json.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def exception_handlers(table: ErrorTable | None = None) -> dict[Any, Any]:
+    table = dict(table or {})
+
+    def on_problem(_: Request, exc: Problem) -> Response[bytes]:
+        return problem_response(exc.status, exc.code, exc.detail, exc.headers, **exc.fields)
+
+    def on_domain(request: Request, exc: DomainError) -> Response[bytes]:
+        for cls in type(exc).__mro__:
+            if cls in table:
+                status, code = table[cls]
+                return problem_response(status, code, exc.detail, **exc.fields)
+        return on_unexpected(request, exc)
+
+    def on_validation(_: Request, exc: ValidationException) -> Response[bytes]:
+        errors = exc.extra if isinstance(exc.extra, list) else []
+        return problem_response(422, "invalid_input", exc.detail, errors=errors)
+
+    def on_http(_: Request, exc: HTTPException) -> Response[bytes]:
+        if exc.status_code >= 500:
+            return problem_response(exc.status_code, "unavailable", "Try again shortly.")
+        code = CODES_BY_STATUS.get(exc.status_code, "bad_request")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
+        return problem_response(exc.status_code, code, exc.detail, headers)
+
+    def on_unexpected(request: Request, exc: Exception) -> Response[bytes]:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(500, "internal_error", "Something went wrong on our side.")
+
+    return {
+        Problem: on_problem,
+        DomainError: on_domain,
+        ValidationException: on_validation,
+        HTTPException: on_http,
+        Exception: on_unexpected,
+    }

@@ -1,0 +1,161 @@
+"""Access-token verification against auth's JWKS, the request principal and the guards."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+import jwt
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+# The algorithm is pinned by the key (its JWK type), never taken from the token alone.
+ALGORITHM_BY_KTY = {"OKP": "EdDSA", "RSA": "RS256"}
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
+ROLES_USER = frozenset({"customer", "admin"})
+
+KeyFetcher = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: a user (id and role) or another service (its name, role `service`)."""
+
+    subject: str
+    role: str
+
+    @property
+    def user_id(self) -> UUID:
+        return UUID(self.subject)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class TokenVerifier:
+    """Verifies access tokens locally; keys come from auth's JWKS and stay cached.
+
+    An unknown `kid` triggers at most one refetch per `refetch_interval`, so a forged kid cannot
+    make us hammer auth, and an auth restart or outage never evicts keys we already trust.
+    """
+
+    def __init__(
+        self,
+        fetch_jwks: KeyFetcher,
+        *,
+        issuer: str,
+        audience: str,
+        refetch_interval: float = 10.0,
+        leeway: float = 5.0,
+    ) -> None:
+        self._fetch = fetch_jwks
+        self._issuer = issuer
+        self._audience = audience
+        self._refetch_interval = refetch_interval
+        self._leeway = leeway
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise InvalidToken("malformed token") from exc
+        kid, alg = header.get("kid"), header.get("alg")
+        if not isinstance(kid, str) or alg not in ALGORITHM_BY_KTY.values():
+            raise InvalidToken("unsupported token header")
+        key = await self._key(kid)
+        if key is None:
+            raise InvalidToken("unknown signing key")
+        algorithm = ALGORITHM_BY_KTY[key.key_type]
+        if alg != algorithm:
+            raise InvalidToken("algorithm does not match the key")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise InvalidToken(str(exc)) from exc
+        role = claims.get("role")
+        if not isinstance(role, str) or not isinstance(claims["sub"], str):
+            raise InvalidToken("token without a role")
+        return Principal(subject=claims["sub"], role=role)
+
+    async def _key(self, kid: str) -> jwt.PyJWK | None:
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            if (
+                kid not in self._keys
+                and time.monotonic() - self._fetched_at > self._refetch_interval
+            ):
+                self._fetched_at = time.monotonic()
+                try:
+                    jwks = await self._fetch()
+                except Exception:  # auth away: keep trusting what we have
+                    return None
+                self._keys |= {
+                    jwk["kid"]: jwt.PyJWK(jwk)
+                    for jwk in jwks.get("keys", [])
+                    if jwk.get("kty") in ALGORITHM_BY_KTY and "kid" in jwk
+                }
+        return self._keys.get(kid)
+
+
+def bearer_token(connection: ASGIConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    if connection.scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
+        return connection.query_params.get("token")
+    return None
+
+
+async def authenticate(connection: ASGIConnection) -> Principal:
+    """The verified principal of this connection, cached on its scope; 401 if there is none."""
+    state = connection.scope.setdefault("state", {})
+    if "principal" in state:
+        return state["principal"]
+    token = bearer_token(connection)
+    if token is None:
+        raise NotAuthorizedException("A bearer token is required.")
+    try:
+        principal = await connection.app.state.verifier.verify(token)
+    except InvalidToken as exc:
+        raise NotAuthorizedException("The token is invalid or expired.") from exc
+    state["principal"] = principal
+    return principal
+
+
+async def user_required(connection: ASGIConnection, _: Any) -> None:
+    if (await authenticate(connection)).role not in ROLES_USER:
+        raise PermissionDeniedException("This route is for signed-in users.")
+
+
+async def admin_required(connection: ASGIConnection, _: Any) -> None:
+    if (await authenticate(connection)).role != "admin":
+        raise PermissionDeniedException("This route is for administrators.")
+
+
+async def service_required(connection: ASGIConnection, _: Any) -> None:
+    if (await authenticate(connection)).role != "service":
+        raise PermissionDeniedException("This route is for Flashbid services.")
+
+
+async def provide_principal(request: Any) -> Principal:
+    """Dependency for handlers behind one of the guards above."""
+    return await authenticate(request)

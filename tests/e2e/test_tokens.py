@@ -1,0 +1,170 @@
+"""Services verify auth's tokens locally: genuine ones pass, forged ones are 401.
+
+The forgeries are signed with auth's real private key (read from the test stack's database),
+so each test isolates one check: expiry, audience, issuer, algorithm, key id, integrity.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+from flashbid_auth.keys import SigningKey, token_claims
+from flashbid_auth.store import ensure_key
+from sqlalchemy.ext.asyncio import create_async_engine
+from tests_support import problem
+
+pytestmark = pytest.mark.stack
+DASHBOARD = "/api/catalog/admin/dashboard"  # admin only: 401 forged, 403 not admin, 200 admin
+
+
+@pytest.fixture(scope="module")
+def auth_key(profile) -> SigningKey:
+    return asyncio.run(current_key(profile))
+
+
+async def current_key(profile) -> SigningKey:
+    engine = create_async_engine(profile.database_url("flashbid_auth"))
+    async with engine.begin() as connection:
+        key = await ensure_key(connection, "dev-only-key-encryption-secret")
+    await engine.dispose()
+    return key
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def admin_token(key: SigningKey, **overrides) -> str:
+    claims = token_claims(
+        subject=str(uuid.uuid4()),
+        role="admin",
+        issuer="flashbid-auth",
+        audience="flashbid",
+        ttl=300,
+    )
+    return key.sign({**claims, **overrides})
+
+
+def call(gateway, token: str):
+    return gateway.get(DASHBOARD, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_genuine_admin_token_is_accepted(gateway, auth_key) -> None:
+    assert call(gateway, admin_token(auth_key)).status_code == 200
+
+
+def test_a_service_token_from_auth_is_verified_but_is_not_an_admin(gateway) -> None:
+    grant = gateway.post(
+        "/api/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "catalog",
+            "client_secret": "dev-catalog-secret",
+        },
+    )
+    assert grant.status_code == 200
+    response = call(gateway, grant.json()["access_token"])
+    assert (response.status_code, problem(response)["code"]) == (403, "forbidden")
+
+
+def test_a_wrong_client_secret_gets_no_token(gateway) -> None:
+    response = gateway.post(
+        "/api/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "catalog",
+            "client_secret": "guess",
+        },
+    )
+    assert (response.status_code, problem(response)["code"]) == (401, "invalid_client")
+
+
+def forgeries(key: SigningKey) -> dict[str, str]:
+    jwk = key.public_jwk()
+    now = int(time.time())
+    claims = {
+        "iss": "flashbid-auth",
+        "aud": "flashbid",
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "j",
+    }
+    unsigned = (
+        f"{b64(json.dumps({'alg': 'none', 'kid': key.kid}).encode())}."
+        f"{b64(json.dumps(claims).encode())}."
+    )
+    hs_head = b64(json.dumps({"alg": "HS256", "kid": key.kid, "typ": "JWT"}).encode())
+    hs_body = b64(json.dumps(claims).encode())
+    hs_sig = hmac.new(jwk["x"].encode(), f"{hs_head}.{hs_body}".encode(), hashlib.sha256)
+    header, payload, signature = admin_token(key, role="customer").split(".")
+    raised = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    raised["role"] = "admin"
+    stranger = SigningKey.generate()
+    return {
+        "alg-none": unsigned,
+        "hmac-with-public-key": f"{hs_head}.{hs_body}.{b64(hs_sig.digest())}",
+        "expired": admin_token(key, exp=now - 120, iat=now - 600, nbf=now - 600),
+        "wrong-audience": admin_token(key, aud="another-platform"),
+        "wrong-issuer": admin_token(key, iss="https://evil.example"),
+        "unknown-kid": admin_token(stranger),
+        "tampered-payload": f"{header}.{b64(json.dumps(raised).encode())}.{signature}",
+        "garbage": "not.a.token",
+    }
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "alg-none",
+        "hmac-with-public-key",
+        "expired",
+        "wrong-audience",
+        "wrong-issuer",
+        "unknown-kid",
+        "tampered-payload",
+        "garbage",
+    ],
+)
+def test_forged_tokens_are_refused(gateway, auth_key, forgery) -> None:
+    response = call(gateway, forgeries(auth_key)[forgery])
+    assert response.status_code == 401
+    assert problem(response)["code"] == "unauthenticated"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_tokens_survive_a_key_rotation(profile, gateway, auth_key) -> None:
+    before = admin_token(auth_key)
+    assert call(gateway, before).status_code == 200
+    env = {**os.environ, **profile.service_env("auth")}
+    subprocess.run(
+        [".venv/bin/python", "-m", "flashbid_auth", "rotate-keys"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=stack_root(),
+    )
+    new_key = asyncio.run(current_key(profile))
+    assert new_key.kid != auth_key.kid
+    jwks = gateway.get("/api/auth/.well-known/jwks.json").json()
+    assert [k["kid"] for k in jwks["keys"]] == [new_key.kid, auth_key.kid]
+    after = admin_token(new_key)
+    deadline = time.monotonic() + 20  # verifiers refetch unknown kids at most every 10 s
+    while call(gateway, after).status_code != 200:
+        assert time.monotonic() < deadline, "a token signed with the new key was never accepted"
+        time.sleep(0.2)
+    assert call(gateway, before).status_code == 200
+
+
+def stack_root():
+    import stack
+
+    return stack.ROOT

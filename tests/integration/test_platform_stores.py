@@ -1,0 +1,65 @@
+"""The stores every service starts on, against the real PostgreSQL and FerretDB."""
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+import stack
+from flashbid_auth.store import KeyRing, signing_keys
+from flashbid_reviews.store import ensure_indexes
+from flashbid_shared.migrations import upgrade
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture
+def scratch_database(profile):
+    """A new, migrated auth database, dropped afterwards."""
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    stack.psql(profile, f"CREATE DATABASE {name}")
+    url = profile.database_url(name)
+    upgrade(Path(stack.ROOT, "services/auth/migrations"), url)
+    upgrade(Path(stack.ROOT, "services/auth/migrations"), url)  # a second run changes nothing
+    yield url
+    stack.psql(profile, f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_replicas_starting_together_create_one_signing_key(scratch_database) -> None:
+    async def race() -> tuple[set[str], int]:
+        engines = [create_async_engine(scratch_database) for _ in range(6)]
+        rings = [KeyRing(engine, "secret") for engine in engines]
+        keys = await asyncio.gather(*(ring.current() for ring in rings))
+        async with engines[0].connect() as connection:
+            count = await connection.scalar(select(func.count()).select_from(signing_keys))
+        for engine in engines:
+            await engine.dispose()
+        return {key.kid for key in keys}, count
+
+    kids, count = asyncio.run(race())
+    assert count == 1
+    assert len(kids) == 1
+
+
+def test_review_indexes_are_idempotent_and_enforce_one_review_per_user_and_item(profile) -> None:
+    async def run() -> None:
+        client: AsyncMongoClient = AsyncMongoClient(
+            f"mongodb://127.0.0.1:{profile.ports['ferretdb']}/"
+        )
+        db = client[f"scratch_{uuid.uuid4().hex[:12]}"]
+        try:
+            await ensure_indexes(db)
+            await ensure_indexes(db)  # every start runs this again
+            await db.reviews.insert_one({"item_id": "i1", "user_id": "u1", "rating": 5})
+            await db.reviews.insert_one({"item_id": "i1", "user_id": "u2", "rating": 4})
+            with pytest.raises(DuplicateKeyError):
+                await db.reviews.insert_one({"item_id": "i1", "user_id": "u1", "rating": 1})
+        finally:
+            await client.drop_database(db.name)
+            await client.close()
+
+    asyncio.run(run())
