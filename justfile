@@ -19,6 +19,10 @@ down:
 # Stop, then start again (after changing code)
 restart: down up
 
+# Load demo data: verified demo customers (and, as the services grow, items and events)
+seed:
+    @{{stack}} seed
+
 # Each server of the development stack: pid, port, readiness
 status:
     @{{stack}} status

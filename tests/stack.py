@@ -74,6 +74,7 @@ class Profile:
     name: str
     ports: dict[str, int] = field(default_factory=dict)
     trusted_proxy: str = "unix:"
+    admin_password: str = ""  # empty: the first admin's password is made and printed once
 
     @classmethod
     def load(cls, name: str) -> "Profile":
@@ -83,7 +84,13 @@ class Profile:
             for key, default in DEFAULT_PORTS[name].items()
         }
         trusted = "unix:" if name == "dev" else "127.0.0.1"
-        return cls(name, ports, os.environ.get(f"{prefix}TRUSTED_PROXY", trusted))
+        admin_password = "" if name == "dev" else "test-root-passphrase-1"
+        return cls(
+            name,
+            ports,
+            os.environ.get(f"{prefix}TRUSTED_PROXY", trusted),
+            os.environ.get(f"{prefix}ADMIN_PASSWORD", admin_password),
+        )
 
     @property
     def dir(self) -> Path:
@@ -116,6 +123,12 @@ class Profile:
             env["REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/1"
         if service == "reviews":
             env["MONGO_URL"] = f"mongodb://127.0.0.1:{self.ports['ferretdb']}/"
+        if service == "auth":
+            env["SMTP_HOST"] = "127.0.0.1"
+            env["SMTP_PORT"] = str(self.ports["smtp"])
+            env["PUBLIC_URL"] = self.gateway
+            if self.admin_password:
+                env["ADMIN_PASSWORD"] = self.admin_password
         return env
 
 
@@ -439,16 +452,27 @@ def start_mailpit(profile: Profile) -> None:
     )
 
 
+def manage(profile: Profile, service: str, command: str, quiet: bool = True) -> None:
+    """`python -m flashbid_<service> <command>` with the service's environment."""
+    run(
+        VENV_BIN / "python",
+        "-m",
+        f"flashbid_{service}",
+        command,
+        env={**os.environ, **profile.service_env(service)},
+        stdout=subprocess.DEVNULL if quiet else None,
+    )
+
+
 def migrate(profile: Profile) -> None:
     for service in SERVICES:
-        run(
-            VENV_BIN / "python",
-            "-m",
-            f"flashbid_{service}",
-            "migrate",
-            env={**os.environ, **profile.service_env(service)},
-            stdout=subprocess.DEVNULL,
-        )
+        manage(profile, service, "migrate")
+    manage(profile, "auth", "create-admin", quiet=False)
+
+
+def seed(profile: Profile) -> None:
+    say("creating demo data")
+    manage(profile, "auth", "seed", quiet=False)
 
 
 def start_services(profile: Profile) -> None:
@@ -618,7 +642,9 @@ def logs(profile: Profile, name: str | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status", "logs", "install", "env"])
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "logs", "install", "env", "seed"]
+    )
     parser.add_argument("name", nargs="?")
     parser.add_argument("--profile", default="dev", choices=sorted(DEFAULT_PORTS))
     args = parser.parse_args()
@@ -634,6 +660,8 @@ def main() -> None:
             logs(profile, args.name)
         case "install":
             install()
+        case "seed":
+            seed(profile)
         case "env":
             for key, value in profile.service_env(args.name or "auth").items():
                 print(f"{key}={value}")

@@ -1,8 +1,19 @@
 """Helpers shared by the integration and end-to-end tests."""
 
+import ipaddress
+import itertools
+import random
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
 import httpx
 
 SERVICES = ("auth", "catalog", "bidding", "purchase", "reviews")
+PASSWORD = "correct horse battery staple"
+ADMIN = ("admin", "test-root-passphrase-1")  # the test stack's first admin
+_addresses = itertools.count(random.randrange(1, 2**18) * 64)
 
 
 def problem(response: httpx.Response) -> dict:
@@ -12,3 +23,101 @@ def problem(response: httpx.Response) -> dict:
     assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
     assert body["status"] == response.status_code
     return body
+
+
+class Inbox:
+    """The Mailpit inbox, read through its API as a user reads their mail."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=5)
+
+    def messages(self, to: str) -> list[dict]:
+        found = self.http.get("/api/v1/search", params={"query": f'to:"{to}"'}).json()
+        return found["messages"]
+
+    def wait_for(self, to: str, subject: str, count: int = 1, timeout: float = 15) -> str:
+        """The text of the newest message to `to` whose subject contains `subject`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            matching = [m for m in self.messages(to) if subject in m["Subject"]]
+            if len(matching) >= count:
+                newest = max(matching, key=lambda m: m["Created"])
+                return self.http.get(f"/api/v1/message/{newest['ID']}").json()["Text"]
+            assert time.monotonic() < deadline, f"no email '{subject}' to {to} in {timeout}s"
+            time.sleep(0.1)
+
+
+class Api:
+    """A client of the platform through the gateway. Each request comes from a fresh address,
+    as if from many users, so that the gateway's per-address limits stay out of the way of
+    tests about something else (the rate-limit tests use a fixed address of their own)."""
+
+    def __init__(self, gateway: str, inbox: Inbox) -> None:
+        self.http = httpx.Client(base_url=gateway, timeout=10)
+        self.inbox = inbox
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs) -> httpx.Response:
+        headers = {"X-Forwarded-For": client_address(), **kwargs.pop("headers", {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, token: str | None = None, **kwargs) -> httpx.Response:
+        return self.request("GET", path, token, **kwargs)
+
+    def post(self, path: str, json=None, token: str | None = None, **kwargs) -> httpx.Response:
+        return self.request("POST", path, token, json=json, **kwargs)
+
+    def patch(self, path: str, json=None, token: str | None = None) -> httpx.Response:
+        return self.request("PATCH", path, token, json=json)
+
+    def put(self, path: str, json=None, token: str | None = None) -> httpx.Response:
+        return self.request("PUT", path, token, json=json)
+
+    def register(self, verified: bool = True, password: str = PASSWORD, **fields) -> "Account":
+        name = f"u{uuid.uuid4().hex[:12]}"
+        body = {"email": f"{name}@example.com", "username": name, "password": password, **fields}
+        response = self.post("/api/auth/register", body)
+        assert response.status_code == 201, response.text
+        account = Account(
+            email=body["email"],
+            username=body["username"],
+            password=password,
+            id=response.json()["id"],
+        )
+        if verified:
+            self.verify(account)
+        return account
+
+    def email_code(self, account: "Account") -> str:
+        text = self.inbox.wait_for(account.email, "Your Flashbid code")
+        return re.search(r"\b(\d{6})\b", text).group(1)
+
+    def verify(self, account: "Account") -> None:
+        response = self.post(
+            "/api/auth/verify-email", {"email": account.email, "code": self.email_code(account)}
+        )
+        assert response.status_code == 204, response.text
+
+    def login(self, account: "Account", password: str | None = None) -> dict:
+        response = self.post(
+            "/api/auth/login", {"login": account.username, "password": password or account.password}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def token(self, account: "Account") -> str:
+        return self.login(account)["access_token"]
+
+
+@dataclass
+class Account:
+    email: str
+    username: str
+    password: str
+    id: str
+
+
+def client_address() -> str:
+    """A fresh address in 10.0.0.0/8: the test gateway believes X-Forwarded-For from loopback."""
+    return str(ipaddress.IPv4Address("10.0.0.0") + next(_addresses) % 2**24)

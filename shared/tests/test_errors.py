@@ -3,10 +3,11 @@
 from typing import Annotated
 
 import msgspec
-from flashbid_shared.errors import DomainError, Problem, exception_handlers
-from flashbid_shared.tokens import admin_required
 from litestar import Litestar, get, post
 from litestar.testing import TestClient
+
+from flashbid_shared.errors import DomainError, Problem, exception_handlers
+from flashbid_shared.tokens import admin_required
 
 
 class BidTooLow(DomainError):

@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+
 from flashbid_shared.http import ServiceTokens, service_client
 from flashbid_shared.observability import request_id
 

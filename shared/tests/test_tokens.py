@@ -11,8 +11,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from flashbid_shared.tokens import InvalidToken, Principal, TokenVerifier
 from jwt.algorithms import OKPAlgorithm
+
+from flashbid_shared.tokens import InvalidToken, Principal, TokenVerifier
 
 ISSUER, AUDIENCE = "flashbid-auth", "flashbid"
 pytestmark = pytest.mark.anyio

@@ -5,6 +5,7 @@ import re
 
 import httpx
 import pytest
+
 from tests_support import SERVICES, problem
 
 pytestmark = pytest.mark.stack

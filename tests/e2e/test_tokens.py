@@ -15,9 +15,10 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from flashbid_auth.keys import SigningKey, token_claims
 from flashbid_auth.store import ensure_key
-from sqlalchemy.ext.asyncio import create_async_engine
 from tests_support import problem
 
 pytestmark = pytest.mark.stack

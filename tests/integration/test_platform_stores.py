@@ -5,14 +5,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-import stack
-from flashbid_auth.store import KeyRing, signing_keys
-from flashbid_reviews.store import ensure_indexes
-from flashbid_shared.migrations import upgrade
 from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
+
+import stack
+from flashbid_auth.store import KeyRing, signing_keys
+from flashbid_reviews.store import ensure_indexes
+from flashbid_shared.migrations import upgrade
 
 pytestmark = pytest.mark.stack
 

@@ -1,6 +1,7 @@
 import jwt
 import pytest
 from cryptography.exceptions import InvalidTag
+
 from flashbid_auth.keys import SigningKey, seal, secret_matches, token_claims, unseal
 
 

@@ -12,6 +12,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from flashbid_shared.database import provide_connection
 from flashbid_shared.errors import ErrorTable, exception_handlers
 from flashbid_shared.health import Check, health_handlers
 from flashbid_shared.http import ServiceTokens, service_client
@@ -72,7 +73,10 @@ def service_app(
         lifespan=[platform, *lifespan],
         middleware=[RequestIdMiddleware],
         exception_handlers=exception_handlers(errors),
-        dependencies={"principal": Provide(provide_principal)},
+        dependencies={
+            "principal": Provide(provide_principal),
+            "connection": Provide(provide_connection),
+        },
         state=State({"settings": settings}),
         openapi_config=OpenAPIConfig(
             title=f"Flashbid {name}",

@@ -67,6 +67,8 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     **fields: Any,
 ) -> Response[bytes]:
+    if "retry_after" in fields:
+        headers = {**(headers or {}), "Retry-After": str(fields["retry_after"])}
     body = {
         "type": f"https://flashbid.dev/problems/{code}",
         "title": code.replace("_", " ").capitalize(),

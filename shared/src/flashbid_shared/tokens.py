@@ -28,6 +28,8 @@ class Principal(msgspec.Struct, frozen=True):
 
     subject: str
     role: str
+    email_verified: bool = False
+    session_id: str | None = None
 
     @property
     def user_id(self) -> UUID:
@@ -92,7 +94,12 @@ class TokenVerifier:
         role = claims.get("role")
         if not isinstance(role, str) or not isinstance(claims["sub"], str):
             raise InvalidToken("token without a role")
-        return Principal(subject=claims["sub"], role=role)
+        return Principal(
+            subject=claims["sub"],
+            role=role,
+            email_verified=claims.get("email_verified") is True,
+            session_id=claims.get("sid"),
+        )
 
     async def _key(self, kid: str) -> jwt.PyJWK | None:
         if kid in self._keys:

@@ -49,21 +49,38 @@ def _kek(secret: str) -> AESGCM:
     return AESGCM(key)
 
 
-def seal(secret: str, key: SigningKey) -> bytes:
+def encrypt(secret: str, data: bytes, context: bytes) -> bytes:
+    """AES-GCM under a key derived from the settings' secret; `context` binds it to its row."""
     nonce = os.urandom(12)
-    return nonce + _kek(secret).encrypt(nonce, key.private_bytes(), key.kid.encode())
+    return nonce + _kek(secret).encrypt(nonce, data, context)
+
+
+def decrypt(secret: str, sealed: bytes, context: bytes) -> bytes:
+    return _kek(secret).decrypt(sealed[:12], sealed[12:], context)
+
+
+def seal(secret: str, key: SigningKey) -> bytes:
+    return encrypt(secret, key.private_bytes(), key.kid.encode())
 
 
 def unseal(secret: str, kid: str, sealed: bytes) -> SigningKey:
-    raw = _kek(secret).decrypt(sealed[:12], sealed[12:], kid.encode())
+    raw = decrypt(secret, sealed, kid.encode())
     return SigningKey(kid, Ed25519PrivateKey.from_private_bytes(raw))
 
 
 def token_claims(
-    *, subject: str, role: str, issuer: str, audience: str, ttl: int, now: datetime | None = None
+    *,
+    subject: str,
+    role: str,
+    issuer: str,
+    audience: str,
+    ttl: int,
+    now: datetime | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     return {
+        **extra,
         "iss": issuer,
         "aud": audience,
         "sub": subject,

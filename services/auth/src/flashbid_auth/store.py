@@ -4,7 +4,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flashbid_auth.keys import SigningKey, seal, unseal
@@ -21,6 +21,77 @@ signing_keys = sa.Table(
     sa.Column(
         "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     ),
+)
+
+
+def _timestamp(name: str, **kwargs: Any) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
+
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False, server_default="customer"),
+    sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("email_verified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("weight", sa.Float, nullable=False, server_default="1.0"),
+    sa.Column("mfa_secret", sa.LargeBinary),
+    sa.Column("mfa_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("mfa_last_step", sa.BigInteger),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    _timestamp("locked_until"),
+    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    _timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+)
+
+email_codes = sa.Table(
+    "email_codes",
+    metadata,
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("code_hash", sa.Text, nullable=False),
+    _timestamp("expires_at", nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    _timestamp("sent_at", nullable=False, server_default=sa.func.now()),
+)
+
+password_resets = sa.Table(
+    "password_resets",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id"), nullable=False),
+    _timestamp("expires_at", nullable=False),
+    _timestamp("used_at"),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("family_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id"), nullable=False),
+    _timestamp("expires_at", nullable=False),
+    _timestamp("spent_at"),
+    _timestamp("revoked_at"),
+    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("to_address", sa.Text, nullable=False),
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("data", JSONB, nullable=False),
+    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    _timestamp("next_attempt_at", nullable=False, server_default=sa.func.now()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    _timestamp("sent_at"),
+    sa.Column("last_error", sa.Text),
 )
 
 PUBLISHED_KEYS = 2  # the current key and the one before it, so a rotation breaks no token

@@ -1,7 +1,8 @@
 from typing import Any
 
-from flashbid_shared.tokens import admin_required
 from litestar import get
+
+from flashbid_shared.tokens import admin_required
 
 
 @get("/admin/dashboard", operation_id="admin_dashboard", tags=["admin"], guards=[admin_required])

@@ -1,10 +1,10 @@
 import asyncio
 
-from flashbid_shared.cli import main
 from pymongo import AsyncMongoClient
 
 from flashbid_reviews.settings import Settings
 from flashbid_reviews.store import ensure_indexes
+from flashbid_shared.cli import main
 
 
 def migrate(settings: Settings) -> None:

@@ -1,10 +1,10 @@
-from flashbid_shared.app import service_app
-from flashbid_shared.settings import from_env
 from litestar import Litestar
 
 from flashbid_reviews.routes import ROUTES
 from flashbid_reviews.settings import Settings
 from flashbid_reviews.store import mongo, ping_mongo
+from flashbid_shared.app import service_app
+from flashbid_shared.settings import from_env
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

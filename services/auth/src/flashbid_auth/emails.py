@@ -1,0 +1,155 @@
+"""Email: templates, and the outbox sender (at-least-once, safe with several replicas)."""
+
+import asyncio
+import logging
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from flashbid_auth.store import outbox
+from flashbid_shared.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+TEMPLATES: dict[str, tuple[str, str]] = {
+    "verify_email": (
+        "Your Flashbid code: {code}",
+        "Hello {display_name},\n\nYour Flashbid verification code is {code}.\n"
+        "It expires in 15 minutes. If you did not sign up, ignore this message.\n",
+    ),
+    "password_reset": (
+        "Reset your Flashbid password",
+        "Hello {display_name},\n\nTo choose a new password, open this link within 30 minutes:\n"
+        "{link}\n\nIf you did not ask for this, ignore this message; your password is unchanged.\n",
+    ),
+    "outbid": (
+        "You have been outbid: {title}",
+        "Hello {display_name},\n\nSomeone bid more than you on {title}. The price is now "
+        "{current_price} {currency}.\n{link}\n",
+    ),
+    "won": (
+        "You won: {title}",
+        "Hello {display_name},\n\nYou won {title} at {price} {currency}. Your order is reserved "
+        "until {expires_at}; confirm it here:\n{link}\n",
+    ),
+    "event_starting": (
+        "Starting soon: {title}",
+        "Hello {display_name},\n\n{title} starts at {starts_at}.\n{link}\n",
+    ),
+    "event_ended": (
+        "Ended: {title}",
+        "Hello {display_name},\n\n{title} has ended. Results:\n{link}\n",
+    ),
+}
+MAX_ATTEMPTS = 12
+LEASE = timedelta(minutes=2)  # a claimed message is not picked again while it is being sent
+
+
+class UnknownTemplate(DomainError):
+    pass
+
+
+def render(template: str, data: dict[str, Any]) -> tuple[str, str]:
+    try:
+        subject, body = TEMPLATES[template]
+        return subject.format_map(data), body.format_map(data)
+    except KeyError as missing:
+        raise UnknownTemplate(f"Template {template!r} is unknown or lacks {missing}.") from None
+
+
+async def enqueue(
+    connection: AsyncConnection, to_address: str, template: str, data: dict[str, Any]
+) -> None:
+    """Written in the caller's transaction: the email exists exactly when the change does."""
+    render(template, data)  # fail now, not in the sender
+    await connection.execute(
+        outbox.insert().values(to_address=to_address, template=template, data=data)
+    )
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(seconds=5 * 2**attempts), timedelta(hours=1))
+
+
+class Mailer:
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    async def send(self, to_address: str, subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["From"] = self.settings.mail_from
+        message["To"] = to_address
+        message["Subject"] = subject
+        message.set_content(body)
+        await aiosmtplib.send(
+            message,
+            hostname=self.settings.smtp_host,
+            port=self.settings.smtp_port,
+            username=self.settings.smtp_username or None,
+            password=self.settings.smtp_password or None,
+            start_tls=self.settings.smtp_starttls,
+            timeout=10,
+        )
+
+
+async def deliver_pending(engine: AsyncEngine, mailer: Mailer, batch: int = 20) -> int:
+    """Claim a batch (SKIP LOCKED, then a lease: no lock is held while SMTP talks), send it."""
+    pending = (
+        sa.select(outbox.c.id)
+        .where(
+            outbox.c.sent_at.is_(None),
+            outbox.c.next_attempt_at <= sa.func.now(),
+            outbox.c.attempts < MAX_ATTEMPTS,
+        )
+        .order_by(outbox.c.next_attempt_at)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    async with engine.begin() as connection:
+        claimed = (
+            await connection.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(pending.scalar_subquery()))
+                .values(
+                    attempts=outbox.c.attempts + 1,
+                    next_attempt_at=sa.func.now() + LEASE,
+                )
+                .returning(
+                    outbox.c.id,
+                    outbox.c.to_address,
+                    outbox.c.template,
+                    outbox.c.data,
+                    outbox.c.attempts,
+                )
+            )
+        ).all()
+    for message in claimed:
+        try:
+            await mailer.send(message.to_address, *render(message.template, message.data))
+            values: dict[str, Any] = {"sent_at": sa.func.now(), "last_error": None}
+        except Exception as exc:
+            log.warning("email %s not sent (attempt %s): %s", message.id, message.attempts, exc)
+            values = {
+                "next_attempt_at": sa.func.now() + backoff(message.attempts),
+                "last_error": str(exc)[:500],
+            }
+        async with engine.begin() as connection:
+            await connection.execute(
+                outbox.update().where(outbox.c.id == message.id).values(**values)
+            )
+    return len(claimed)
+
+
+async def run_sender(engine: AsyncEngine, mailer: Mailer, idle: float = 0.5) -> None:
+    while True:
+        try:
+            sent = await deliver_pending(engine, mailer)
+        except Exception:
+            log.exception("outbox round failed")
+            sent = 0
+        if not sent:
+            await asyncio.sleep(idle)
