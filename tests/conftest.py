@@ -1,11 +1,13 @@
 """Fixtures for the tests that need the running test stack (`just test` starts it)."""
 
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 import stack
+from flashbid_shared.migrations import upgrade
 from tests_support import Api, Inbox, client_address
 
 STACK_DIRS = ("integration", "e2e")
@@ -41,3 +43,23 @@ def inbox(profile) -> Inbox:
 @pytest.fixture(scope="session")
 def api(profile, inbox) -> Api:
     return Api(profile.gateway, inbox)
+
+
+@pytest.fixture
+def scratch_database(profile):
+    """`scratch_database("auth")`: the URL of a new database migrated like that service's,
+    for tests that must not share rows with the running services; dropped afterwards."""
+    names: list[str] = []
+
+    def create(service: str) -> str:
+        name = f"scratch_{uuid.uuid4().hex[:12]}"
+        stack.psql(profile, f"CREATE DATABASE {name}")
+        names.append(name)
+        url = profile.database_url(name)
+        upgrade(Path(stack.ROOT, f"services/{service}/migrations"), url)
+        upgrade(Path(stack.ROOT, f"services/{service}/migrations"), url)  # reruns change nothing
+        return url
+
+    yield create
+    for name in names:
+        stack.psql(profile, f"DROP DATABASE {name} WITH (FORCE)")

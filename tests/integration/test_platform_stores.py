@@ -2,7 +2,6 @@
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -10,29 +9,17 @@ from pymongo.errors import DuplicateKeyError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import stack
 from flashbid_auth.store import KeyRing, signing_keys
 from flashbid_reviews.store import ensure_indexes
-from flashbid_shared.migrations import upgrade
 
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture
-def scratch_database(profile):
-    """A new, migrated auth database, dropped afterwards."""
-    name = f"scratch_{uuid.uuid4().hex[:12]}"
-    stack.psql(profile, f"CREATE DATABASE {name}")
-    url = profile.database_url(name)
-    upgrade(Path(stack.ROOT, "services/auth/migrations"), url)
-    upgrade(Path(stack.ROOT, "services/auth/migrations"), url)  # a second run changes nothing
-    yield url
-    stack.psql(profile, f"DROP DATABASE {name} WITH (FORCE)")
-
-
 def test_replicas_starting_together_create_one_signing_key(scratch_database) -> None:
+    url = scratch_database("auth")
+
     async def race() -> tuple[set[str], int]:
-        engines = [create_async_engine(scratch_database) for _ in range(6)]
+        engines = [create_async_engine(url) for _ in range(6)]
         rings = [KeyRing(engine, "secret") for engine in engines]
         keys = await asyncio.gather(*(ring.current() for ring in rings))
         async with engines[0].connect() as connection:
