@@ -473,6 +473,7 @@ def migrate(profile: Profile) -> None:
 def seed(profile: Profile) -> None:
     say("creating demo data")
     manage(profile, "auth", "seed", quiet=False)
+    manage(profile, "catalog", "seed", quiet=False)
 
 
 def start_services(profile: Profile) -> None:
@@ -503,13 +504,14 @@ def render_nginx(profile: Profile) -> Path:
     """nginx/flashbid.conf.template is also what compose.yaml mounts; only `${NAME}`s we know
     are replaced, as the official nginx image's envsubst does."""
     folder = profile.dir / "nginx"
-    for sub in ("temp", "logs"):
+    for sub in ("temp", "logs", "cache"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     values = {
         "GATEWAY_PORT": str(profile.ports["gateway"]),
         "GATEWAY_ROOT": str(ROOT / "gateway"),
         "TRUSTED_PROXY": profile.trusted_proxy,
         "ACCESS_LOG": str(profile.dir / "logs" / "gateway.log"),
+        "CACHE_DIR": str(folder / "cache"),
         **{f"{s.upper()}_UPSTREAM": f"127.0.0.1:{profile.ports[s]}" for s in SERVICES},
     }
     text = (ROOT / "nginx" / "flashbid.conf.template").read_text()
@@ -563,6 +565,8 @@ def up(profile: Profile) -> None:
             60,
             logs / f"{service}.log",
         )
+    if profile.name == "dev":
+        seed(profile)  # each part skips what is already there
     say(f"up in {time.monotonic() - started:.1f}s")
     print(f"\n  gateway      {profile.gateway}/")
     for service in SERVICES:

@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -109,6 +110,35 @@ class Api:
     def token(self, account: "Account") -> str:
         return self.login(account)["access_token"]
 
+    def admin_token(self) -> str:
+        """The test stack's first admin (a fresh token: the tests outlive none)."""
+        response = self.post("/api/auth/login", {"login": ADMIN[0], "password": ADMIN[1]})
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    def delete(self, path: str, token: str | None = None) -> httpx.Response:
+        return self.request("DELETE", path, token)
+
+    def create_item(self, admin: str, **fields) -> dict:
+        body = {"name": f"Item {uuid.uuid4().hex[:8]}", "category": "test", **fields}
+        response = self.post("/api/catalog/admin/items", body, admin)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def create_event(self, admin: str, kind: str = "flash_sale", publish: bool = True, **fields):
+        """A new event of `kind` on a new item, published unless told otherwise."""
+        item = self.create_item(admin)
+        response = self.post(
+            "/api/catalog/admin/events", event_body(kind, item["id"], **fields), admin
+        )
+        assert response.status_code == 201, response.text
+        event = response.json()
+        if publish:
+            response = self.post(f"/api/catalog/admin/events/{event['id']}/publish", None, admin)
+            assert response.status_code == 200, response.text
+            event = response.json()
+        return event
+
 
 @dataclass
 class Account:
@@ -121,3 +151,24 @@ class Account:
 def client_address() -> str:
     """A fresh address in 10.0.0.0/8: the test gateway believes X-Forwarded-For from loopback."""
     return str(ipaddress.IPv4Address("10.0.0.0") + next(_addresses) % 2**24)
+
+
+def event_body(kind: str, item_id: str, starts_in: float = 3600, lasts: float = 3600, **fields):
+    """A valid event of `kind` offering `item_id`, starting `starts_in` seconds from now."""
+    now = datetime.now(UTC)
+    body = {
+        "kind": kind,
+        "title": f"Test {kind} {uuid.uuid4().hex[:8]}",
+        "description": "Created by a test.",
+        "currency": "EUR",
+        "starts_at": (now + timedelta(seconds=starts_in)).isoformat(),
+        "ends_at": (now + timedelta(seconds=starts_in + lasts)).isoformat(),
+    }
+    if kind == "flash_sale":
+        body["offers"] = [{"item_id": item_id, "price": "19.99", "stock": 10, "per_user_limit": 2}]
+    elif kind == "auction":
+        body["offers"] = [{"item_id": item_id, "starting_price": "100.00", "increment": "5.00"}]
+    else:
+        body["offers"] = [{"item_id": item_id, "upset_price": "50.00", "inventory": 3}]
+        body["scoring"] = {"formula": "weight", "alpha": 1.0, "beta": 10.0, "gamma": 1.0}
+    return {**body, **fields}

@@ -1,6 +1,8 @@
 """The msgspec types that cross service boundaries, used by both the client and the server."""
 
-from typing import Annotated
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -55,3 +57,87 @@ class Notification(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     user_id: UUID
     template: str
     data: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------ events (catalog)
+
+EventKind = Literal["flash_sale", "auction", "ranked"]
+EventStatus = Literal["draft", "scheduled", "live", "sold_out", "ended", "cancelled"]
+
+
+class ItemRef(msgspec.Struct, kw_only=True):
+    id: UUID
+    name: str
+    category: str
+    image_url: str | None = None
+
+
+class Offer(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One thing offered in an event; which fields are set depends on the event's kind:
+    flash_sale: price, stock, per_user_limit; auction (a lot): starting_price, increment
+    (an amount or "ladder"), reserve_price, buy_now_price; ranked: upset_price, inventory."""
+
+    id: UUID
+    item_id: UUID
+    item: ItemRef | None = None
+    price: Decimal | None = None
+    stock: int | None = None
+    per_user_limit: int | None = None
+    starting_price: Decimal | None = None
+    increment: str | None = None
+    reserve_price: Decimal | None = None
+    buy_now_price: Decimal | None = None
+    upset_price: Decimal | None = None
+    inventory: int | None = None
+
+
+class Scoring(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Ranked sessions. weight: alpha*price + beta/(gamma + user_weight);
+    time: alpha*price + beta/(seconds_since_start + 1) + gamma*user_weight."""
+
+    formula: Literal["weight", "time"]
+    alpha: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 1.0
+    beta: Annotated[float, msgspec.Meta(ge=0, le=1e9)] = 0.0
+    gamma: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 1.0
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An event as catalog publishes it, and as catalog pushes it to purchase (flash sales) or
+    bidding (auctions, ranked sessions) on every change: `PUT /internal/events/{id}`.
+    A receiver keeps the highest `version` it has seen, so late or repeated pushes are harmless.
+    """
+
+    id: UUID
+    kind: EventKind
+    title: str
+    description: str
+    status: EventStatus
+    currency: str
+    starts_at: datetime
+    ends_at: datetime
+    offers: list[Offer]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    reservation_timeout_seconds: int | None = None
+    soft_close_seconds: int | None = None
+    extension_seconds: int | None = None
+    scoring: Scoring | None = None
+
+
+class StockState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`PUT /internal/events/{id}/stock-state` on catalog: purchase says whether a live flash
+    sale has any unit left (`sold_out`), or has stock again after a cancellation."""
+
+    sold_out: bool
+
+
+class EventFigures(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`GET /internal/events/{id}/figures` on purchase and bidding, for the admin dashboard."""
+
+    orders: int | None = None
+    units_sold: int | None = None
+    revenue: Decimal | None = None
+    conversion: float | None = None
+    bids: int | None = None
+    participants: int | None = None

@@ -1,28 +1,16 @@
-import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_auth import accounts
 from flashbid_auth.schemas import Register
 from flashbid_auth.settings import Settings
 from flashbid_auth.store import add_key
-from flashbid_shared.cli import main
+from flashbid_shared.cli import in_transaction, main
 
 DEMO_USERS = ["alice", "bob", "carol", "dave", "erin", "frank"]
 DEMO_PASSWORD = "flashbid-demo-2026"
-
-
-def in_transaction(settings: Settings, work: Callable[[AsyncConnection], Awaitable[None]]) -> None:
-    async def run() -> None:
-        engine = create_async_engine(settings.database_url)
-        async with engine.begin() as connection:
-            await work(connection)
-        await engine.dispose()
-
-    asyncio.run(run())
 
 
 def rotate_keys(settings: Settings) -> None:
@@ -32,7 +20,7 @@ def rotate_keys(settings: Settings) -> None:
         key = await add_key(connection, settings.key_encryption_secret)
         print(f"new signing key {key.kid}")
 
-    in_transaction(settings, rotate)
+    in_transaction(settings.database_url, rotate)
 
 
 def create_admin(settings: Settings) -> None:
@@ -56,7 +44,7 @@ def create_admin(settings: Settings) -> None:
         shown = password if not settings.admin_password else "(ADMIN_PASSWORD)"
         print(f"first admin created: {settings.admin_username} / {shown}  (shown once)")
 
-    in_transaction(settings, create)
+    in_transaction(settings.database_url, create)
 
 
 def seed(settings: Settings) -> None:
@@ -78,7 +66,7 @@ def seed(settings: Settings) -> None:
             print(f"  demo user {n}/{len(DEMO_USERS)}: {name}", flush=True)
         print(f"demo users' password: {DEMO_PASSWORD}")
 
-    in_transaction(settings, create)
+    in_transaction(settings.database_url, create)
 
 
 main(

@@ -7,3 +7,4 @@ class Settings(PostgresSettings, kw_only=True):
     client_secret: str = "dev-catalog-secret"
     purchase_url: str = "http://127.0.0.1:8004"
     bidding_url: str = "http://127.0.0.1:8003"
+    figures_timeout: float = 1.0  # the dashboard waits this long for purchase and bidding

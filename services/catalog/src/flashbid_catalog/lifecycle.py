@@ -1,0 +1,108 @@
+"""The scheduler (events go live and end on time) and the sync loop (purchase and bidding
+learn every change). Both run in every replica; the database makes each step happen once."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from flashbid_catalog import store
+from flashbid_catalog.clients import Peers
+from flashbid_shared.contracts import Event
+from flashbid_shared.http import service_client
+
+log = logging.getLogger(__name__)
+MAX_WAIT = 1.0  # changes made through another replica are seen within this
+MIN_WAIT = 0.02
+
+
+class Lifecycle:
+    def __init__(self, engine: AsyncEngine, peers: Peers) -> None:
+        self.engine, self.peers = engine, peers
+        self.scheduler_wake, self.sync_wake = asyncio.Event(), asyncio.Event()
+
+    def poke(self) -> None:
+        """Something changed here: look again now instead of at the next tick."""
+        self.scheduler_wake.set()
+        self.sync_wake.set()
+
+    async def run_scheduler(self) -> None:
+        while True:
+            wait = MAX_WAIT
+            try:
+                async with self.engine.begin() as connection:
+                    moved = await store.advance(connection)
+                    due = await store.seconds_to_next_due(connection)
+                if moved:
+                    log.info("events moved: %s", [(str(i), s) for i, s in moved])
+                    self.sync_wake.set()
+                if due is not None:
+                    wait = min(max(due, MIN_WAIT), MAX_WAIT)
+            except Exception:
+                log.exception("scheduler round failed")
+            await _wait(self.scheduler_wake, wait)
+
+    async def sync_once(self) -> int:
+        async with self.engine.begin() as connection:
+            claimed = await store.claim_unsynced(connection)
+        if not claimed:
+            return 0
+        async with self.engine.connect() as connection:
+            events = await store.load_events(connection, list(claimed), public=False)
+
+        async def push(event: Event) -> None:
+            try:
+                await self.peers.push(event)
+                async with self.engine.begin() as connection:
+                    await store.mark_synced(connection, event.id, event.version)
+            except Exception as exc:
+                delay = min(0.5 * 2 ** claimed[event.id], 30.0)
+                reason = (
+                    f"HTTP {exc.response.status_code}"
+                    if isinstance(exc, httpx.HTTPStatusError)
+                    else repr(exc)
+                )
+                log.warning("event %s not pushed (%s); again in %.1fs", event.id, reason, delay)
+                async with self.engine.begin() as connection:
+                    await store.retry_sync_later(connection, event.id, delay)
+
+        await asyncio.gather(*(push(event) for event in events))
+        return len(events)
+
+    async def run_sync(self) -> None:
+        while True:
+            try:
+                if await self.sync_once():
+                    continue
+            except Exception:
+                log.exception("sync round failed")
+            await _wait(self.sync_wake, 0.5)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    event.clear()
+
+
+@asynccontextmanager
+async def lifecycle(app: Litestar) -> AsyncIterator[None]:
+    settings = app.state.settings
+    async with service_client(tokens=app.state.service_tokens, timeout=3.0) as http:
+        app.state.peers = Peers(
+            http, settings.purchase_url, settings.bidding_url, settings.figures_timeout
+        )
+        app.state.lifecycle = running = Lifecycle(app.state.engine, app.state.peers)
+        tasks = [
+            asyncio.create_task(running.run_scheduler()),
+            asyncio.create_task(running.run_sync()),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
