@@ -141,3 +141,42 @@ class EventFigures(msgspec.Struct, kw_only=True, omit_defaults=True):
     conversion: float | None = None
     bids: int | None = None
     participants: int | None = None
+
+
+# -------------------------------------------------------------------------------- purchase
+
+
+class AwardOrder(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`POST /internal/orders` on purchase: bidding's winner of a lot or a ranked session gets
+    a reserved order at the winning price. Idempotent per (offer_id, user_id)."""
+
+    event_id: UUID
+    offer_id: UUID
+    item_id: UUID
+    user_id: UUID
+    kind: Literal["auction", "ranked"]
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1
+    unit_price: Decimal
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+    expires_at: datetime
+
+
+class Order(msgspec.Struct, kw_only=True):
+    id: UUID
+    offer_id: UUID
+    event_id: UUID
+    item_id: UUID
+    kind: str
+    quantity: int
+    unit_price: Decimal
+    total: Decimal
+    currency: str
+    status: Literal["reserved", "confirmed", "cancelled", "expired"]
+    expires_at: datetime
+    created_at: datetime
+
+
+class Purchased(msgspec.Struct, kw_only=True):
+    """`GET /internal/purchases?user_id=&item_id=` on purchase: a confirmed order exists."""
+
+    purchased: bool

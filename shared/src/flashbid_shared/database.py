@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
@@ -38,12 +38,17 @@ async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
 @asynccontextmanager
 async def redis(app: Litestar) -> AsyncIterator[None]:
     """Lifespan: `app.state.redis` from `settings.redis_url`."""
-    client = Redis.from_url(app.state.settings.redis_url, max_connections=200)
+    client = redis_client(app.state.settings.redis_url)
     app.state.redis = client
     try:
         yield
     finally:
         await client.aclose()
+
+
+def redis_client(url: str, connections: int = 64) -> Redis:
+    """A pool that waits for a free connection (rather than failing) when all are busy."""
+    return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=connections))
 
 
 async def ping_redis(state: State) -> None:

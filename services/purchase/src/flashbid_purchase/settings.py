@@ -7,3 +7,5 @@ class Settings(PostgresSettings, kw_only=True):
     client_secret: str = "dev-purchase-secret"
     redis_url: str = "redis://127.0.0.1:56379/1"
     catalog_url: str = "http://127.0.0.1:8002"
+    require_verified_email: bool = True
+    reconcile_interval: float = 5.0  # how often purchase asks catalog what it may have missed

@@ -1,5 +1,554 @@
-"""Purchase's tables and the stores over them."""
+"""Purchase's tables and the statements over them. Every stock change is one guarded
+statement, so the invariant remaining + reserved + confirmed = stock holds at every commit."""
+
+import uuid
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flashbid_purchase import domain
+from flashbid_shared.contracts import AwardOrder, Event, Order
 
 metadata = sa.MetaData()
+
+
+def _timestamp(name: str, **kwargs: Any) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
+
+
+sale_events = sa.Table(
+    "sale_events",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    _timestamp("starts_at", nullable=False),
+    _timestamp("ends_at", nullable=False),
+    sa.Column("reservation_timeout_seconds", sa.Integer, nullable=False),
+    sa.Column("reported_sold_out", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+offers = sa.Table(
+    "offers",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("event_id", sa.Uuid, sa.ForeignKey("sale_events.id"), nullable=False),
+    sa.Column("item_id", sa.Uuid, nullable=False),
+    sa.Column("unit_price", sa.Numeric, nullable=False),
+    sa.Column("per_user_limit", sa.Integer, nullable=False),
+    sa.Column("stock", sa.Integer, nullable=False),
+    sa.Column("remaining", sa.Integer, nullable=False),
+    sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("confirmed", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Units a customer holds (reserved or bought) per offer, capped by the offer's limit.
+holdings = sa.Table(
+    "holdings",
+    metadata,
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    sa.Column("offer_id", sa.Uuid, primary_key=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("per_user_limit", sa.Integer, nullable=False),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("event_id", sa.Uuid, nullable=False),
+    sa.Column("offer_id", sa.Uuid, nullable=False),
+    sa.Column("item_id", sa.Uuid, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price", sa.Numeric, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    _timestamp("expires_at", nullable=False),
+    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    _timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Uuid, nullable=False),
+    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+)
+
+
+def as_order(row: Any) -> Order:
+    return Order(
+        id=row.id,
+        offer_id=row.offer_id,
+        event_id=row.event_id,
+        item_id=row.item_id,
+        kind=row.kind,
+        quantity=row.quantity,
+        unit_price=row.unit_price,
+        total=row.unit_price * row.quantity,
+        currency=row.currency,
+        status=row.status,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )
+
+
+# ---------------------------------------------------------------------------- events
+
+
+async def apply_event(connection: AsyncConnection, event: Event) -> bool:
+    """Catalog's push (or our own pull): kept only if newer than what we have. Offers are
+    only ever edited before the sale opens, so their counts are reset to the new stock."""
+    values = {
+        "id": event.id,
+        "version": event.version,
+        "status": event.status,
+        "title": event.title,
+        "currency": event.currency,
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+        "reservation_timeout_seconds": event.reservation_timeout_seconds or 600,
+    }
+    statement = insert(sale_events).values(values)
+    applied = await connection.scalar(
+        statement.on_conflict_do_update(
+            index_elements=[sale_events.c.id],
+            set_={k: statement.excluded[k] for k in values if k != "id"},
+            where=sale_events.c.version < statement.excluded.version,
+        ).returning(sale_events.c.id)
+    )
+    if applied is None:
+        return False
+    sold = sa.select(orders.c.offer_id).where(orders.c.event_id == event.id)
+    await connection.execute(
+        offers.delete().where(
+            offers.c.event_id == event.id,
+            offers.c.id.not_in([o.id for o in event.offers]),
+            offers.c.id.not_in(sold),
+        )
+    )
+    for offer in event.offers:
+        row = {
+            "id": offer.id,
+            "event_id": event.id,
+            "item_id": offer.item_id,
+            "unit_price": offer.price,
+            "per_user_limit": offer.per_user_limit or 1,
+            "stock": offer.stock,
+            "remaining": offer.stock,
+        }
+        upsert = insert(offers).values(row)
+        await connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[offers.c.id],
+                set_={k: upsert.excluded[k] for k in ("unit_price", "per_user_limit", "stock")}
+                | {"remaining": upsert.excluded.stock - offers.c.reserved - offers.c.confirmed},
+            )
+        )
+    return True
+
+
+async def event_state(connection: AsyncConnection, event_id: UUID) -> Any:
+    """The event row and its offers' counts, or None."""
+    event = (
+        await connection.execute(sale_events.select().where(sale_events.c.id == event_id))
+    ).one_or_none()
+    if event is None:
+        return None
+    rows = await connection.execute(
+        offers.select().where(offers.c.event_id == event_id).order_by(offers.c.id)
+    )
+    return event, rows.all()
+
+
+async def holdings_of(connection: AsyncConnection, event_id: UUID) -> list[tuple[UUID, UUID, int]]:
+    rows = await connection.execute(
+        sa.select(holdings.c.user_id, holdings.c.offer_id, holdings.c.quantity)
+        .join(offers, offers.c.id == holdings.c.offer_id)
+        .where(offers.c.event_id == event_id, holdings.c.quantity > 0)
+    )
+    return [(r.user_id, r.offer_id, r.quantity) for r in rows]
+
+
+async def event_of_offer(connection: AsyncConnection, offer_id: UUID) -> UUID | None:
+    return await connection.scalar(sa.select(offers.c.event_id).where(offers.c.id == offer_id))
+
+
+async def open_event_ids(connection: AsyncConnection) -> list[UUID]:
+    rows = await connection.scalars(
+        sa.select(sale_events.c.id).where(
+            sale_events.c.status.in_(domain.LIVE_STATUSES), sale_events.c.ends_at > sa.func.now()
+        )
+    )
+    return list(rows)
+
+
+async def unsettled_event_ids(connection: AsyncConnection) -> list[UUID]:
+    """Events we still think are upcoming or open (catalog is asked about each)."""
+    rows = await connection.scalars(
+        sa.select(sale_events.c.id).where(
+            sale_events.c.status.in_(("scheduled", *domain.LIVE_STATUSES))
+        )
+    )
+    return list(rows)
+
+
+# ---------------------------------------------------------------------------- orders
+
+# The winner's write: one statement, so the offer's row is locked only for its duration.
+# No row comes back when the event is not open or the stock is short; the holdings CHECK
+# refuses more than the limit per customer; the idempotency key's primary key refuses a replay.
+RESERVE = sa.text("""
+WITH taken AS (
+    UPDATE offers SET remaining = remaining - :quantity, reserved = reserved + :quantity
+    FROM sale_events e
+    WHERE offers.id = :offer_id AND offers.remaining >= :quantity
+      AND e.id = offers.event_id AND e.status IN ('live', 'sold_out') AND e.ends_at > now()
+    RETURNING offers.id, offers.event_id, offers.item_id, offers.unit_price,
+              offers.per_user_limit, offers.remaining, e.currency,
+              now() + make_interval(secs => e.reservation_timeout_seconds) AS expires_at
+), held AS (
+    INSERT INTO holdings (user_id, offer_id, quantity, per_user_limit)
+    SELECT CAST(:user_id AS uuid), id, CAST(:quantity AS integer), per_user_limit FROM taken
+    ON CONFLICT (user_id, offer_id) DO UPDATE SET quantity = holdings.quantity + EXCLUDED.quantity
+    RETURNING quantity
+), keyed AS (
+    INSERT INTO idempotency_keys (user_id, key, fingerprint, order_id)
+    SELECT CAST(:user_id AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
+           CAST(:order_id AS uuid)
+    FROM taken WHERE CAST(:key AS text) IS NOT NULL
+)
+INSERT INTO orders (id, user_id, event_id, offer_id, item_id, kind, quantity, unit_price,
+                    currency, status, expires_at)
+SELECT CAST(:order_id AS uuid), CAST(:user_id AS uuid), event_id, id, item_id, 'flash_sale',
+       CAST(:quantity AS integer), unit_price, currency, 'reserved', expires_at
+FROM taken, held
+RETURNING *, (SELECT remaining FROM taken) AS remaining_after
+""")
+
+
+async def reserve(
+    connection: AsyncConnection,
+    offer_id: UUID,
+    user_id: UUID,
+    quantity: int,
+    key: str | None,
+    fingerprint: str,
+) -> tuple[Order, int] | None:
+    row = (
+        await connection.execute(
+            RESERVE,
+            {
+                "offer_id": offer_id,
+                "user_id": user_id,
+                "quantity": quantity,
+                "key": key,
+                "fingerprint": fingerprint,
+                "order_id": uuid.uuid4(),
+            },
+        )
+    ).one_or_none()
+    return None if row is None else (as_order(row), row.remaining_after)
+
+
+async def remembered(connection: AsyncConnection, user_id: UUID, key: str) -> Any:
+    """The order an idempotency key created, with the fingerprint it was bound to."""
+    return (
+        await connection.execute(
+            sa.select(idempotency_keys.c.fingerprint, orders)
+            .join(orders, orders.c.id == idempotency_keys.c.order_id)
+            .where(idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key)
+        )
+    ).one_or_none()
+
+
+async def shortage(connection: AsyncConnection, offer_id: UUID) -> str:
+    """Why the winner's write found nothing: the offer's state as PostgreSQL sees it."""
+    row = (
+        await connection.execute(
+            sa.select(offers.c.remaining, sale_events.c.status, sale_events.c.ends_at)
+            .join(sale_events, sale_events.c.id == offers.c.event_id)
+            .where(offers.c.id == offer_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return "unknown"
+    now = await connection.scalar(sa.select(sa.func.now()))
+    if row.status not in domain.LIVE_STATUSES or row.ends_at <= now:
+        return "event_not_live"
+    return "sold_out"
+
+
+# Give stock back from orders leaving `reserved` or `confirmed`: one statement for the orders,
+# their offers' counts and their buyers' holdings. `due` picks the orders (and locks them).
+RELEASE = """
+WITH due AS ({due}), gone AS (
+    UPDATE orders SET status = :new_status, updated_at = now()
+    FROM due WHERE orders.id = due.id
+    RETURNING orders.*, due.status AS was
+), counts AS (
+    UPDATE offers SET
+        remaining = offers.remaining + g.units,
+        reserved = offers.reserved - g.reserved,
+        confirmed = offers.confirmed - g.confirmed
+    FROM (
+        SELECT offer_id, sum(quantity) AS units,
+               coalesce(sum(quantity) FILTER (WHERE was = 'reserved'), 0) AS reserved,
+               coalesce(sum(quantity) FILTER (WHERE was = 'confirmed'), 0) AS confirmed
+        FROM gone WHERE kind = 'flash_sale' GROUP BY offer_id
+    ) g
+    WHERE offers.id = g.offer_id
+), freed AS (
+    UPDATE holdings SET quantity = holdings.quantity - g.units
+    FROM (SELECT user_id, offer_id, sum(quantity) AS units FROM gone GROUP BY 1, 2) g
+    WHERE holdings.user_id = g.user_id AND holdings.offer_id = g.offer_id
+)
+SELECT * FROM gone
+"""
+EXPIRE = sa.text(
+    RELEASE.format(
+        due="SELECT id, status FROM orders WHERE status = 'reserved' AND expires_at <= now() "
+        "ORDER BY expires_at LIMIT 200 FOR UPDATE SKIP LOCKED"
+    )
+)
+CANCEL = sa.text(
+    RELEASE.format(
+        due="SELECT id, status FROM orders WHERE id = :order_id AND user_id = :user_id "
+        "AND status IN ('reserved', 'confirmed') FOR UPDATE"
+    )
+)
+
+
+async def expire_due(connection: AsyncConnection) -> list[Any]:
+    return (await connection.execute(EXPIRE, {"new_status": "expired"})).all()
+
+
+async def cancel(connection: AsyncConnection, user_id: UUID, order_id: UUID) -> Any:
+    found = (
+        await connection.execute(
+            CANCEL, {"new_status": "cancelled", "order_id": order_id, "user_id": user_id}
+        )
+    ).one_or_none()
+    if found is None:
+        await _explain(connection, user_id, order_id, "cancel")
+    return found
+
+
+CONFIRM = sa.text("""
+WITH done AS (
+    UPDATE orders SET status = 'confirmed', updated_at = now()
+    WHERE id = :order_id AND user_id = :user_id AND status = 'reserved' AND expires_at > now()
+    RETURNING *
+), counts AS (
+    UPDATE offers SET reserved = reserved - done.quantity, confirmed = confirmed + done.quantity
+    FROM done WHERE offers.id = done.offer_id AND done.kind = 'flash_sale'
+)
+SELECT * FROM done
+""")
+
+
+async def confirm(connection: AsyncConnection, user_id: UUID, order_id: UUID) -> Order:
+    row = (
+        await connection.execute(CONFIRM, {"order_id": order_id, "user_id": user_id})
+    ).one_or_none()
+    if row is None:
+        await _explain(connection, user_id, order_id, "confirm")
+    return as_order(row)
+
+
+async def _explain(connection: AsyncConnection, user_id: UUID, order_id: UUID, action: str):
+    order = await get_order(connection, user_id, order_id)
+    status = "expired" if order.status == "reserved" else order.status
+    raise domain.cannot(action, status)
+
+
+async def get_order(connection: AsyncConnection, user_id: UUID | None, order_id: UUID) -> Order:
+    query = orders.select().where(orders.c.id == order_id)
+    if user_id is not None:  # another customer's order is as absent as a made-up id
+        query = query.where(orders.c.user_id == user_id)
+    row = (await connection.execute(query)).one_or_none()
+    if row is None:
+        raise domain.OrderNotFound("There is no such order.")
+    return as_order(row)
+
+
+async def list_orders(
+    connection: AsyncConnection,
+    *,
+    user_id: UUID | None = None,
+    event_id: UUID | None = None,
+    status: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> tuple[list[Order], int]:
+    where = []
+    if user_id is not None:
+        where.append(orders.c.user_id == user_id)
+    if event_id is not None:
+        where.append(orders.c.event_id == event_id)
+    if status is not None:
+        where.append(orders.c.status == status)
+    total = await connection.scalar(sa.select(sa.func.count()).select_from(orders).where(*where))
+    rows = await connection.execute(
+        orders.select()
+        .where(*where)
+        .order_by(orders.c.created_at.desc(), orders.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [as_order(row) for row in rows], total or 0
+
+
+async def award(connection: AsyncConnection, data: AwardOrder) -> Order:
+    """Bidding's winner: one reserved order per (offer, user), however often it is asked."""
+    statement = insert(orders).values(
+        id=uuid.uuid4(),
+        user_id=data.user_id,
+        event_id=data.event_id,
+        offer_id=data.offer_id,
+        item_id=data.item_id,
+        kind=data.kind,
+        quantity=data.quantity,
+        unit_price=data.unit_price,
+        currency=data.currency,
+        status="reserved",
+        expires_at=data.expires_at,
+    )
+    await connection.execute(
+        statement.on_conflict_do_nothing(
+            index_elements=[orders.c.offer_id, orders.c.user_id],
+            index_where=orders.c.kind != "flash_sale",
+        )
+    )
+    row = (
+        await connection.execute(
+            orders.select().where(
+                orders.c.offer_id == data.offer_id,
+                orders.c.user_id == data.user_id,
+                orders.c.kind != "flash_sale",
+            )
+        )
+    ).one()
+    return as_order(row)
+
+
+async def purchased(connection: AsyncConnection, user_id: UUID, item_id: UUID) -> bool:
+    return bool(
+        await connection.scalar(
+            sa.select(
+                sa.exists().where(
+                    orders.c.user_id == user_id,
+                    orders.c.item_id == item_id,
+                    orders.c.status == "confirmed",
+                )
+            )
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+async def offer_counts(connection: AsyncConnection, event_id: UUID) -> list[Any]:
+    """Per offer: stock, remaining, reserved, confirmed, orders (all ever made), revenue."""
+    made = (
+        sa.select(
+            orders.c.offer_id,
+            sa.func.count().label("orders"),
+            sa.func.coalesce(
+                sa.func.sum(orders.c.quantity * orders.c.unit_price).filter(
+                    orders.c.status == "confirmed"
+                ),
+                0,
+            ).label("revenue"),
+        )
+        .where(orders.c.event_id == event_id)
+        .group_by(orders.c.offer_id)
+        .subquery()
+    )
+    rows = await connection.execute(
+        sa.select(
+            offers.c.id,
+            offers.c.stock,
+            offers.c.remaining,
+            offers.c.reserved,
+            offers.c.confirmed,
+            sa.func.coalesce(made.c.orders, 0).label("orders"),
+            sa.func.coalesce(made.c.revenue, 0).label("revenue"),
+        )
+        .outerjoin(made, made.c.offer_id == offers.c.id)
+        .where(offers.c.event_id == event_id)
+        .order_by(offers.c.id)
+    )
+    return rows.all()
+
+
+async def award_counts(connection: AsyncConnection, event_id: UUID) -> Any:
+    """Orders of an auction or ranked event (no stock here): count, units, confirmed revenue."""
+    return (
+        await connection.execute(
+            sa.select(
+                sa.func.count().label("orders"),
+                sa.func.coalesce(sa.func.sum(orders.c.quantity), 0).label("units"),
+                sa.func.coalesce(
+                    sa.func.sum(orders.c.quantity * orders.c.unit_price).filter(
+                        orders.c.status == "confirmed"
+                    ),
+                    Decimal(0),
+                ).label("revenue"),
+            ).where(orders.c.event_id == event_id)
+        )
+    ).one()
+
+
+# ---------------------------------------------------------------------------- sold out
+
+STOCK_NEWS = sa.text("""
+SELECT e.id, bool_and(o.remaining = 0) AS sold_out
+FROM sale_events e JOIN offers o ON o.event_id = e.id
+WHERE e.status IN ('live', 'sold_out') AND e.ends_at > now()
+GROUP BY e.id
+HAVING bool_and(o.remaining = 0) <> bool_or(e.reported_sold_out)
+""")
+
+
+async def stock_news(connection: AsyncConnection) -> list[tuple[UUID, bool]]:
+    """Open events whose sold-out state differs from what catalog was last told."""
+    return [(row.id, row.sold_out) for row in await connection.execute(STOCK_NEWS)]
+
+
+async def reported(connection: AsyncConnection, event_id: UUID, sold_out: bool) -> None:
+    await connection.execute(
+        sale_events.update().where(sale_events.c.id == event_id).values(reported_sold_out=sold_out)
+    )
+
+
+async def forget_old_keys(connection: AsyncConnection) -> None:
+    await connection.execute(
+        idempotency_keys.delete().where(
+            idempotency_keys.c.created_at
+            < sa.func.now() - sa.text(f"interval '{domain.IDEMPOTENCY_TTL} seconds'")
+        )
+    )
+
+
+async def confirmed_orders(connection: AsyncConnection, event_id: UUID) -> int:
+    return (
+        await connection.scalar(
+            sa.select(sa.func.count()).where(
+                orders.c.event_id == event_id, orders.c.status == "confirmed"
+            )
+        )
+        or 0
+    )

@@ -1,0 +1,167 @@
+"""The use cases: the gate in Redis first, then PostgreSQL for the winners."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from flashbid_purchase import domain, store
+from flashbid_purchase.gate import Gate
+from flashbid_shared.contracts import Event, Order
+from flashbid_shared.tokens import Principal
+from flashbid_shared.users import UserDirectory
+
+log = logging.getLogger(__name__)
+
+
+def _constraint(exc: IntegrityError) -> str:
+    cause = getattr(exc.orig, "__cause__", None)
+    return getattr(cause, "constraint_name", None) or ""
+
+
+class Sales:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        gate: Gate,
+        users: UserDirectory,
+        *,
+        require_verified: bool,
+        on_stock_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.engine, self.gate, self.users = engine, gate, users
+        self.require_verified = require_verified
+        self.on_stock_change = on_stock_change
+        self._rebuilding: dict[UUID, asyncio.Lock] = {}
+
+    async def place_order(
+        self, buyer: Principal, offer_id: UUID, quantity: int, key: str | None
+    ) -> tuple[Order, bool]:
+        """The order and whether it is new (False: a retry answered with the first result)."""
+        domain.check_buyer(buyer.email_verified, self.require_verified)
+        user = buyer.subject
+        fingerprint = domain.fingerprint(str(offer_id), quantity)
+        outcome, seen = await self.gate.admit(offer_id, user, quantity, key, fingerprint)
+        if outcome == "unknown" and await self.rebuild_offer(offer_id):
+            outcome, seen = await self.gate.admit(offer_id, user, quantity, key, fingerprint)
+        if outcome == "unknown":
+            raise domain.OfferNotFound("There is no such offer on sale.")
+        if outcome == "seen":
+            return await self._replay(buyer.user_id, key or "", fingerprint, seen), False
+        if outcome != "ok":
+            raise domain.refuse(outcome)
+
+        try:
+            summary = await self.users.get(buyer.user_id)
+            if summary is not None and not summary.is_active:
+                raise domain.NotAllowed("This account is deactivated.", reason="deactivated")
+            async with self.engine.begin() as connection:
+                written = await store.reserve(
+                    connection, offer_id, buyer.user_id, quantity, key, fingerprint
+                )
+        except IntegrityError as exc:
+            await self.gate.release(offer_id, user, quantity, key)
+            if _constraint(exc) == "idempotency_keys_pkey":  # Redis forgot; PostgreSQL did not
+                return await self._replay(buyer.user_id, key or "", fingerprint, None), False
+            if _constraint(exc) == "holdings_within_limit":
+                raise domain.refuse("limit_reached") from None
+            raise
+        except BaseException:
+            await self.gate.release(offer_id, user, quantity, key)
+            raise
+        if written is None:  # PostgreSQL disagrees with Redis, and PostgreSQL wins
+            await self.gate.release(offer_id, user, quantity, key)
+            async with self.engine.connect() as connection:
+                reason = await store.shortage(connection, offer_id)
+            log.warning("offer %s: Redis admitted what PostgreSQL refused (%s)", offer_id, reason)
+            await self.rebuild_offer(offer_id, force=True)
+            raise domain.refuse("sold_out" if reason == "unknown" else reason)
+        order, remaining = written
+        if remaining == 0:
+            self.on_stock_change()
+        return order, True
+
+    async def _replay(self, user_id: UUID, key: str, fingerprint: str, seen: str | None) -> Order:
+        if seen is not None and seen != fingerprint:
+            raise domain.IdempotencyMismatch(
+                "This Idempotency-Key was used with another request; use a new key."
+            )
+        async with self.engine.connect() as connection:
+            found = await store.remembered(connection, user_id, key)
+        if found is None:
+            raise domain.RequestInProgress(
+                "A request with this Idempotency-Key is still being processed.", retry_after=1
+            )
+        if found.fingerprint != fingerprint:
+            raise domain.IdempotencyMismatch(
+                "This Idempotency-Key was used with another request; use a new key."
+            )
+        first = store.as_order(found)
+        first.status = "reserved"  # the first response, whatever happened to the order since
+        return first
+
+    async def release(self, orders: list) -> None:
+        """Stock freed by cancelled or expired orders goes back to the gate."""
+        for order in orders:
+            if order.kind == "flash_sale":
+                await self.gate.release(order.offer_id, str(order.user_id), order.quantity)
+        if orders:
+            self.on_stock_change()
+
+    async def cancel(self, user_id: UUID, order_id: UUID) -> Order:
+        async with self.engine.begin() as connection:
+            row = await store.cancel(connection, user_id, order_id)
+        await self.release([row])
+        return store.as_order(row)
+
+    async def expire_due(self) -> int:
+        async with self.engine.begin() as connection:
+            expired = await store.expire_due(connection)
+        await self.release(expired)
+        return len(expired)
+
+    # ------------------------------------------------------------------ the gate's state
+
+    async def apply_event(self, event: Event) -> bool:
+        async with self.engine.begin() as connection:
+            applied = await store.apply_event(connection, event)
+        if applied:
+            await self.publish(event.id, replace=event.status == "scheduled")
+        return applied
+
+    async def publish(self, event_id: UUID, *, replace: bool) -> None:
+        """Put an event's state from PostgreSQL into the gate. `replace` also overwrites the
+        counts (a rebuild); otherwise counts already in Redis are kept."""
+        async with self.engine.connect() as connection:
+            found = await store.event_state(connection, event_id)
+            holdings = await store.holdings_of(connection, event_id) if replace else []
+            now: datetime = await connection.scalar(store.sa.select(store.sa.func.now()))
+        if found is None:
+            return
+        event, offers = found
+        is_open = event.status in domain.LIVE_STATUSES and event.ends_at > now
+        await self.gate.load(
+            event.id,
+            [(o.id, o.stock, o.remaining, o.per_user_limit) for o in offers],
+            holdings,
+            event.ends_at if is_open else None,
+            replace=replace,
+        )
+
+    async def rebuild_offer(self, offer_id: UUID, force: bool = False) -> bool:
+        """Reload the offer's event into the gate (Redis was flushed or is wrong). False if
+        PostgreSQL does not know the offer. One rebuild at a time per event and replica."""
+        async with self.engine.connect() as connection:
+            event_id = await store.event_of_offer(connection, offer_id)
+        if event_id is None:
+            return False
+        lock = self._rebuilding.setdefault(event_id, asyncio.Lock())
+        async with lock:
+            if force or not await self.gate.is_loaded([offer_id]):
+                log.warning("rebuilding the gate of event %s from PostgreSQL", event_id)
+                await self.publish(event_id, replace=True)
+        return True

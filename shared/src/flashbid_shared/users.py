@@ -1,0 +1,67 @@
+"""What other services know about users: auth's `/internal/users/lookup`, cached and batched
+so that a burst of buyers or bidders becomes a few lookups, not one per request."""
+
+import asyncio
+import logging
+import time
+from uuid import UUID
+
+import httpx
+import msgspec
+
+from flashbid_shared.contracts import UserLookup, UserSummaries, UserSummary
+
+log = logging.getLogger(__name__)
+
+
+class UserDirectory:
+    def __init__(
+        self, http: httpx.AsyncClient, auth_url: str, ttl: float = 60.0, window: float = 0.005
+    ) -> None:
+        self.http, self.url = http, f"{auth_url}/api/auth/internal/users/lookup"
+        self.ttl, self.window = ttl, window
+        self._cache: dict[UUID, tuple[float, UserSummary]] = {}
+        self._waiting: dict[UUID, asyncio.Future[UserSummary | None]] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # kept until done (asyncio holds weakly)
+
+    async def get(self, user_id: UUID) -> UserSummary | None:
+        """The user, or None if auth does not know them (or does not answer)."""
+        cached = self._cache.get(user_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        if user_id not in self._waiting:
+            self._waiting[user_id] = asyncio.get_running_loop().create_future()
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(self.window, self._send)
+        return await asyncio.shield(self._waiting[user_id])
+
+    def _send(self) -> None:
+        batch, self._waiting, self._flush = self._waiting, {}, None
+        task = asyncio.ensure_future(self._lookup(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _lookup(self, batch: dict[UUID, "asyncio.Future[UserSummary | None]"]) -> None:
+        found: dict[UUID, UserSummary] = {}
+        try:
+            ids = list(batch)
+            for start in range(0, len(ids), 500):
+                body = msgspec.json.encode(UserLookup(ids=ids[start : start + 500]))
+                response = await self.http.post(
+                    self.url, content=body, headers={"Content-Type": "application/json"}
+                )
+                response.raise_for_status()
+                users = msgspec.json.decode(response.content, type=UserSummaries).users
+                found.update((user.id, user) for user in users)
+        except (httpx.HTTPError, msgspec.DecodeError) as exc:
+            log.warning("user lookup failed for %d users: %r", len(batch), exc)
+        expires = time.monotonic() + self.ttl
+        for user_id, future in batch.items():
+            user = found.get(user_id)
+            if user is not None:
+                self._cache[user_id] = (expires, user)
+            if not future.done():
+                future.set_result(user)
+        if len(self._cache) > 100_000:
+            self._cache.clear()
