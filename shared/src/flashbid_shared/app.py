@@ -18,7 +18,7 @@ from flashbid_shared.health import Check, health_handlers
 from flashbid_shared.http import ServiceTokens, service_client
 from flashbid_shared.observability import RequestIdMiddleware, configure_logging
 from flashbid_shared.settings import ServiceSettings
-from flashbid_shared.tokens import TokenVerifier, provide_principal
+from flashbid_shared.tokens import TokenVerifier, provide_principal, provide_viewer
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 JwksSource = Callable[[Litestar], Awaitable[dict[str, Any]]]
@@ -29,6 +29,7 @@ def service_app(
     settings: ServiceSettings,
     *,
     routes: Sequence[Any],
+    handlers: Sequence[Any] = (),
     lifespan: Sequence[Lifespan] = (),
     ready: Mapping[str, Check] | None = None,
     errors: ErrorTable | None = None,
@@ -68,16 +69,18 @@ def service_app(
 
     return Litestar(
         route_handlers=[
-            Router(f"/api/{name}", route_handlers=[*routes, *health_handlers(ready or {})])
+            Router(f"/api/{name}", route_handlers=[*routes, *health_handlers(ready or {})]),
+            *handlers,
         ],
         lifespan=[platform, *lifespan],
         middleware=[RequestIdMiddleware],
         exception_handlers=exception_handlers(errors),
         dependencies={
             "principal": Provide(provide_principal),
+            "viewer": Provide(provide_viewer),
             "connection": Provide(provide_connection),
         },
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "errors": dict(errors or {})}),
         openapi_config=OpenAPIConfig(
             title=f"Flashbid {name}",
             version="0.1.0",

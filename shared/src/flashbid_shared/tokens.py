@@ -166,3 +166,14 @@ async def service_required(connection: ASGIConnection, _: Any) -> None:
 async def provide_principal(request: Any) -> Principal:
     """Dependency for handlers behind one of the guards above."""
     return await authenticate(request)
+
+
+async def provide_viewer(request: Any) -> Principal | None:
+    """Dependency for public routes that say a little more to a signed-in caller; a missing
+    or bad token just means an anonymous viewer."""
+    if bearer_token(request) is None:
+        return None
+    try:
+        return await authenticate(request)
+    except NotAuthorizedException:
+        return None

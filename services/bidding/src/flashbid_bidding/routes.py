@@ -1,1 +1,149 @@
-ROUTES: list[object] = []
+from typing import Annotated
+from uuid import UUID
+
+from litestar import get, post, put
+from litestar.datastructures import State
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flashbid_bidding import house as auction_house
+from flashbid_bidding import store
+from flashbid_bidding.schemas import (
+    BidLine,
+    BoardLine,
+    EventRef,
+    Leader,
+    LotBid,
+    LotState,
+    Results,
+    SessionBid,
+    Standing,
+    Won,
+)
+from flashbid_bidding.workers import apply_event
+from flashbid_shared.contracts import Event, EventFigures
+from flashbid_shared.tokens import Principal, service_required, user_required
+
+PUBLIC = {"tags": ["public"]}
+BIDDER = {"tags": ["bidding"], "guards": [user_required], "security": [{"bearer": []}]}
+INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(header="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$", required=False),
+]
+Limit = Annotated[int, Parameter(ge=1, le=100)]
+
+
+@post("/events/{event_id:uuid}/join", operation_id="join_event", status_code=204, **BIDDER)
+async def join_event(state: State, principal: Principal, event_id: UUID) -> None:
+    """Join an auction (while it is scheduled or live) to bid on its lots."""
+    await state.house.join(principal, event_id)
+
+
+@get("/me/events", operation_id="my_events", **BIDDER)
+async def my_events(connection: AsyncConnection, principal: Principal) -> list[EventRef]:
+    rows = await store.events_of(connection, principal.user_id)
+    return [
+        EventRef(id=r.id, kind=r.kind, title=r.title, status=r.status, starts_at=r.starts_at,
+                 ends_at=r.ends_at)
+        for r in rows
+    ]  # fmt: skip
+
+
+@get("/me/won", operation_id="my_wins", **BIDDER)
+async def my_wins(connection: AsyncConnection, principal: Principal) -> list[Won]:
+    return [
+        Won(event_id=r.event_id, title=r.title, offer_id=r.offer_id, item_id=r.item_id,
+            price=r.price, currency=r.currency)
+        for r in await store.won_by(connection, principal.user_id)
+    ]  # fmt: skip
+
+
+@get("/lots/{lot_id:uuid}", operation_id="get_lot", **PUBLIC)
+async def get_lot(state: State, viewer: Principal | None, lot_id: UUID) -> LotState:
+    """The lot now; `you_lead` when the caller (if signed in) leads."""
+    lot = await state.house.lot(lot_id)
+    return lot.seen_by(viewer.user_id if viewer else None)
+
+
+@get("/lots/{lot_id:uuid}/bids", operation_id="lot_bids", **PUBLIC)
+async def lot_bids(connection: AsyncConnection, lot_id: UUID, limit: Limit = 50) -> list[BidLine]:
+    """Bid history, newest first, bidders by display name."""
+    await store.lot(connection, lot_id)
+    return [
+        BidLine(bidder=Leader(display_name=r.bidder_name), amount=r.amount,
+                automatic=r.automatic, placed_at=r.placed_at)
+        for r in await store.bid_history(connection, lot_id, limit)
+    ]  # fmt: skip
+
+
+@post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", **BIDDER)
+async def bid_on_lot(
+    state: State, principal: Principal, lot_id: UUID, data: LotBid, idempotency_key: IdempotencyKey
+) -> LotState:
+    """Bid `amount`; with `max_amount`, the system bids for you up to it (a proxy bid)."""
+    return await state.house.bid_on_lot(
+        principal, lot_id, data.amount, data.max_amount, idempotency_key
+    )
+
+
+@post("/lots/{lot_id:uuid}/buy-now", operation_id="buy_now", **BIDDER)
+async def buy_now(state: State, principal: Principal, lot_id: UUID) -> LotState:
+    """Before the first bid: the lot ends at once, yours at its buy-now price."""
+    return await state.house.buy_now(principal, lot_id)
+
+
+@post("/sessions/{offer_id:uuid}/bids", operation_id="bid_in_session", **BIDDER)
+async def bid_in_session(
+    state: State, principal: Principal, offer_id: UUID, data: SessionBid
+) -> Standing:
+    """Place or raise (never lower) your one bid in a ranked session."""
+    return await state.house.bid_in_session(principal, offer_id, data.price)
+
+
+@get("/sessions/{offer_id:uuid}/leaderboard", operation_id="leaderboard", **PUBLIC)
+async def leaderboard(state: State, offer_id: UUID, limit: Limit = 20) -> list[BoardLine]:
+    await state.house.ensure_board(offer_id)
+    return await state.house.board.leaderboard(offer_id, limit)
+
+
+@get("/sessions/{offer_id:uuid}/me", operation_id="my_standing", **BIDDER)
+async def my_standing(state: State, principal: Principal, offer_id: UUID) -> Standing:
+    return await state.house.standing(offer_id, principal.user_id)
+
+
+@get("/events/{event_id:uuid}/results", operation_id="event_results", **PUBLIC)
+async def event_results(connection: AsyncConnection, event_id: UUID) -> Results:
+    """Winners, final prices and rankings (complete once `settled`)."""
+    return await auction_house.results(connection, event_id)
+
+
+@put("/internal/events/{event_id:uuid}", operation_id="put_event", **INTERNAL)
+async def put_event(state: State, event_id: UUID, data: Event) -> dict[str, bool]:
+    """Catalog's push of an auction or ranked event; older versions are ignored."""
+    if data.id != event_id or data.kind == "flash_sale":
+        raise auction_house.domain.NotFound("Only auctions and ranked sessions are run here.")
+    return {"applied": await apply_event(state.house, data)}
+
+
+@get("/internal/events/{event_id:uuid}/figures", operation_id="event_figures", **INTERNAL)
+async def event_figures(connection: AsyncConnection, event_id: UUID) -> EventFigures:
+    bids, participants = await store.figures(connection, event_id)
+    return EventFigures(bids=bids, participants=participants)
+
+
+ROUTES = [
+    join_event,
+    my_events,
+    my_wins,
+    get_lot,
+    lot_bids,
+    bid_on_lot,
+    buy_now,
+    bid_in_session,
+    leaderboard,
+    my_standing,
+    event_results,
+    put_event,
+    event_figures,
+]

@@ -8,3 +8,6 @@ class Settings(PostgresSettings, kw_only=True):
     redis_url: str = "redis://127.0.0.1:56379/0"
     catalog_url: str = "http://127.0.0.1:8002"
     purchase_url: str = "http://127.0.0.1:8004"
+    public_url: str = "http://127.0.0.1:8080"  # links in emails
+    require_verified_email: bool = True
+    reconcile_interval: float = 5.0

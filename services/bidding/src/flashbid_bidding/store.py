@@ -1,5 +1,669 @@
-"""Bidding's tables and the stores over them."""
+"""Bidding's tables and the statements over them. PostgreSQL holds every accepted bid before
+its answer goes out; Redis holds a copy of the live state that can be rebuilt from here."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from flashbid_bidding import domain
+from flashbid_shared.contracts import Event
 
 metadata = sa.MetaData()
+Money = sa.Numeric
+
+
+def _timestamp(name: str, **kwargs: Any) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
+
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("currency", sa.Text, nullable=False),
+    _timestamp("starts_at", nullable=False),
+    _timestamp("ends_at", nullable=False),
+    sa.Column("soft_close_seconds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("extension_seconds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("scoring", JSONB),
+)
+
+lots = sa.Table(
+    "lots",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("event_id", sa.Uuid, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("item_id", sa.Uuid, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("starting_price", Money, nullable=False),
+    sa.Column("increment", sa.Text, nullable=False),
+    sa.Column("reserve_price", Money),
+    sa.Column("buy_now_price", Money),
+    sa.Column("current_price", Money),
+    sa.Column("leader_id", sa.Uuid),
+    sa.Column("leader_name", sa.Text),
+    sa.Column("leader_max", Money),
+    sa.Column("bid_count", sa.Integer, nullable=False, server_default="0"),
+    _timestamp("ends_at", nullable=False),
+    sa.Column("extensions", sa.Integer, nullable=False, server_default="0"),
+    # open -> sold | unsold | cancelled, once, by the settlement
+    sa.Column("status", sa.Text, nullable=False, server_default="open"),
+    _timestamp("settled_at"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("event_id", sa.Uuid, sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("item_id", sa.Uuid, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("upset_price", Money, nullable=False),
+    sa.Column("inventory", sa.Integer, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="open"),  # settled, cancelled
+    sa.Column("final_price", Money),
+    _timestamp("settled_at"),
+)
+
+participants = sa.Table(
+    "participants",
+    metadata,
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    _timestamp("joined_at", nullable=False, server_default=sa.func.now()),
+)
+
+lot_bids = sa.Table(
+    "lot_bids",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("lot_id", sa.Uuid, nullable=False),
+    sa.Column("bidder_id", sa.Uuid, nullable=False),
+    sa.Column("bidder_name", sa.Text, nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("automatic", sa.Boolean, nullable=False),
+    _timestamp("placed_at", nullable=False, server_default=sa.func.clock_timestamp()),
+)
+
+# A customer's one bid per ranked session (raised, never lowered), and every change to it.
+ranked_bids = sa.Table(
+    "ranked_bids",
+    metadata,
+    sa.Column("offer_id", sa.Uuid, primary_key=True),
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("price", Money, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    _timestamp("placed_at", nullable=False),
+)
+
+session_bids = sa.Table(
+    "session_bids",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("offer_id", sa.Uuid, nullable=False),
+    sa.Column("user_id", sa.Uuid, nullable=False),
+    sa.Column("price", Money, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    _timestamp("placed_at", nullable=False),
+)
+
+rankings = sa.Table(
+    "rankings",
+    metadata,
+    sa.Column("offer_id", sa.Uuid, primary_key=True),
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("price", Money, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("won", sa.Boolean, nullable=False),
+)
+
+bid_keys = sa.Table(
+    "bid_keys",
+    metadata,
+    sa.Column("user_id", sa.Uuid, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("response", JSONB, nullable=False),
+    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+)
+
+# Follow-ups of settlement and bids (orders in purchase, emails through auth), retried until
+# they succeed; `key` makes each one happen once (and debounces outbid emails).
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("key", sa.Text, nullable=False, unique=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    _timestamp("due_at", nullable=False, server_default=sa.func.now()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    _timestamp("done_at"),
+)
+
+
+async def now(connection: AsyncConnection) -> datetime:
+    return await connection.scalar(sa.select(sa.func.now()))
+
+
+# ---------------------------------------------------------------------------- events
+
+
+async def apply_event(connection: AsyncConnection, event: Event) -> bool:
+    """Catalog's push, kept only if newer. Lots and sessions are (re)defined while no bid
+    exists; an early close moves the lots' end to the event's end; a cancel cancels them."""
+    scoring = (
+        None
+        if event.scoring is None
+        else {
+            "formula": event.scoring.formula,
+            "alpha": event.scoring.alpha,
+            "beta": event.scoring.beta,
+            "gamma": event.scoring.gamma,
+        }
+    )
+    values = {
+        "id": event.id,
+        "kind": event.kind,
+        "status": event.status,
+        "version": event.version,
+        "title": event.title,
+        "currency": event.currency,
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+        "soft_close_seconds": event.soft_close_seconds or 0,
+        "extension_seconds": event.extension_seconds or 0,
+        "scoring": scoring,
+    }
+    previous_end = await connection.scalar(
+        sa.select(events.c.ends_at).where(events.c.id == event.id).with_for_update()
+    )
+    statement = insert(events).values(values)
+    applied = await connection.scalar(
+        statement.on_conflict_do_update(
+            index_elements=[events.c.id],
+            set_={k: statement.excluded[k] for k in values if k != "id"},
+            where=events.c.version < statement.excluded.version,
+        ).returning(events.c.id)
+    )
+    if applied is None:
+        return False
+    for position, offer in enumerate(event.offers):
+        if event.kind == "auction":
+            row = {
+                "id": offer.id,
+                "event_id": event.id,
+                "item_id": offer.item_id,
+                "position": position,
+                "starting_price": offer.starting_price,
+                "increment": offer.increment or "ladder",
+                "reserve_price": offer.reserve_price,
+                "buy_now_price": offer.buy_now_price,
+                "ends_at": event.ends_at,
+            }
+            upsert = insert(lots).values(row)
+            await connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[lots.c.id],
+                    set_={k: upsert.excluded[k] for k in row if k != "id" and k != "ends_at"},
+                    where=lots.c.bid_count == 0,
+                )
+            )
+        else:
+            row = {
+                "id": offer.id,
+                "event_id": event.id,
+                "item_id": offer.item_id,
+                "position": position,
+                "upset_price": offer.upset_price,
+                "inventory": offer.inventory,
+            }
+            upsert = insert(sessions).values(row)
+            await connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[sessions.c.id],
+                    set_={k: upsert.excluded[k] for k in row if k != "id"},
+                )
+            )
+    kept = [offer.id for offer in event.offers]
+    await connection.execute(
+        lots.delete().where(lots.c.event_id == event.id, lots.c.id.not_in(kept))
+    )
+    await connection.execute(
+        sessions.delete().where(sessions.c.event_id == event.id, sessions.c.id.not_in(kept))
+    )
+    if event.status == "cancelled":
+        for table in (lots, sessions):
+            await connection.execute(
+                table.update()
+                .where(table.c.event_id == event.id, table.c.status == "open")
+                .values(status="cancelled", settled_at=sa.func.now())
+            )
+    elif previous_end is not None and event.ends_at < previous_end:  # closed early
+        await connection.execute(
+            lots.update()
+            .where(lots.c.event_id == event.id, lots.c.status == "open")
+            .values(ends_at=event.ends_at)
+        )
+    else:  # the schedule: the original end plus the extensions each lot earned
+        await connection.execute(
+            lots.update()
+            .where(lots.c.event_id == event.id, lots.c.status == "open")
+            .values(
+                ends_at=event.ends_at
+                + sa.func.make_interval(
+                    0, 0, 0, 0, 0, 0, lots.c.extensions * (event.extension_seconds or 0)
+                )
+            )
+        )
+    return True
+
+
+async def get_event(connection: AsyncConnection, event_id: UUID) -> Any:
+    row = (await connection.execute(events.select().where(events.c.id == event_id))).one_or_none()
+    if row is None:
+        raise domain.NotFound("Bidding does not know this event.")
+    return row
+
+
+async def join(connection: AsyncConnection, event_id: UUID, user_id: UUID) -> None:
+    await connection.execute(
+        insert(participants).values(event_id=event_id, user_id=user_id).on_conflict_do_nothing()
+    )
+
+
+async def has_joined(connection: AsyncConnection, event_id: UUID, user_id: UUID) -> bool:
+    return bool(
+        await connection.scalar(
+            sa.select(
+                sa.exists().where(
+                    participants.c.event_id == event_id, participants.c.user_id == user_id
+                )
+            )
+        )
+    )
+
+
+async def events_of(connection: AsyncConnection, user_id: UUID) -> list[Any]:
+    """The events a customer joined or bid in, newest first."""
+    joined = sa.select(participants.c.event_id).where(participants.c.user_id == user_id)
+    bid = (
+        sa.select(sessions.c.event_id)
+        .join(ranked_bids, ranked_bids.c.offer_id == sessions.c.id)
+        .where(ranked_bids.c.user_id == user_id)
+    )
+    rows = await connection.execute(
+        events.select()
+        .where(events.c.id.in_(joined.union(bid)))
+        .order_by(events.c.starts_at.desc())
+        .limit(100)
+    )
+    return rows.all()
+
+
+# ------------------------------------------------------------------------------ lots
+
+LOT_WITH_EVENT = sa.select(
+    lots,
+    events.c.status.label("event_status"),
+    events.c.starts_at,
+    events.c.title,
+    events.c.currency,
+    events.c.soft_close_seconds,
+    events.c.extension_seconds,
+).join(events, events.c.id == lots.c.event_id)
+
+
+async def lot(connection: AsyncConnection, lot_id: UUID, *, lock: bool = False) -> Any:
+    query = LOT_WITH_EVENT.where(lots.c.id == lot_id)
+    row = (
+        await connection.execute(query.with_for_update(of=lots) if lock else query)
+    ).one_or_none()
+    if row is None:
+        raise domain.NotFound("There is no such lot.")
+    return row
+
+
+async def lots_of(connection: AsyncConnection, event_id: UUID) -> list[Any]:
+    rows = await connection.execute(
+        LOT_WITH_EVENT.where(lots.c.event_id == event_id).order_by(lots.c.position)
+    )
+    return rows.all()
+
+
+async def save_lot(
+    connection: AsyncConnection, after: domain.Lot, leader_name: str | None, status: str = "open"
+) -> None:
+    await connection.execute(
+        lots.update()
+        .where(lots.c.id == after.id)
+        .values(
+            current_price=after.current_price,
+            leader_id=after.leader_id,
+            leader_name=leader_name,
+            leader_max=after.leader_max,
+            bid_count=after.bid_count,
+            ends_at=after.ends_at,
+            extensions=after.extensions,
+            status=status,
+            settled_at=None if status == "open" else sa.func.now(),
+        )
+    )
+
+
+async def record_bids(
+    connection: AsyncConnection, lot_id: UUID, bids: list[tuple[UUID, str, Decimal, bool]]
+) -> None:
+    if bids:
+        await connection.execute(
+            lot_bids.insert(),
+            [
+                {"lot_id": lot_id, "bidder_id": b, "bidder_name": n, "amount": a, "automatic": auto}
+                for b, n, a, auto in bids
+            ],
+        )
+
+
+async def bid_history(connection: AsyncConnection, lot_id: UUID, limit: int) -> list[Any]:
+    rows = await connection.execute(
+        lot_bids.select()
+        .where(lot_bids.c.lot_id == lot_id)
+        .order_by(lot_bids.c.id.desc())
+        .limit(limit)
+    )
+    return rows.all()
+
+
+async def remembered_bid(connection: AsyncConnection, user_id: UUID, key: str) -> Any:
+    return (
+        await connection.execute(
+            bid_keys.select().where(bid_keys.c.user_id == user_id, bid_keys.c.key == key)
+        )
+    ).one_or_none()
+
+
+async def remember_bid(
+    connection: AsyncConnection, user_id: UUID, key: str, fingerprint: str, response: dict
+) -> None:
+    await connection.execute(
+        bid_keys.insert().values(
+            user_id=user_id, key=key, fingerprint=fingerprint, response=response
+        )
+    )
+
+
+# --------------------------------------------------------------------------- sessions
+
+SESSION_WITH_EVENT = sa.select(
+    sessions,
+    events.c.status.label("event_status"),
+    events.c.starts_at,
+    events.c.ends_at,
+    events.c.title,
+    events.c.currency,
+    events.c.scoring,
+).join(events, events.c.id == sessions.c.event_id)
+
+
+async def session(connection: AsyncConnection, offer_id: UUID) -> Any:
+    row = (
+        await connection.execute(SESSION_WITH_EVENT.where(sessions.c.id == offer_id))
+    ).one_or_none()
+    if row is None:
+        raise domain.NotFound("There is no such ranked session.")
+    return row
+
+
+async def sessions_of(connection: AsyncConnection, event_id: UUID) -> list[Any]:
+    rows = await connection.execute(
+        SESSION_WITH_EVENT.where(sessions.c.event_id == event_id).order_by(sessions.c.position)
+    )
+    return rows.all()
+
+
+# Many customers' bids in one statement (and one commit): a bid is kept only if it raises the
+# customer's current one; every kept change also goes to the history.
+RAISE_BIDS = sa.text("""
+WITH incoming AS (
+    SELECT * FROM unnest(
+        CAST(:offers AS uuid[]), CAST(:users AS uuid[]), CAST(:names AS text[]),
+        CAST(:prices AS numeric[]), CAST(:scores AS float8[]), CAST(:times AS timestamptz[])
+    ) AS t(offer_id, user_id, display_name, price, score, placed_at)
+), kept AS (
+    INSERT INTO ranked_bids (offer_id, user_id, display_name, price, score, placed_at)
+    SELECT * FROM incoming
+    ON CONFLICT (offer_id, user_id) DO UPDATE SET
+        price = EXCLUDED.price, score = EXCLUDED.score,
+        placed_at = EXCLUDED.placed_at, display_name = EXCLUDED.display_name
+    WHERE EXCLUDED.price > ranked_bids.price
+    RETURNING offer_id, user_id, price, score, placed_at
+), logged AS (
+    INSERT INTO session_bids (offer_id, user_id, price, score, placed_at)
+    SELECT offer_id, user_id, price, score, placed_at FROM kept
+)
+SELECT i.offer_id, i.user_id, (k.user_id IS NOT NULL) AS raised, r.price AS current
+FROM incoming i
+LEFT JOIN kept k ON k.offer_id = i.offer_id AND k.user_id = i.user_id
+LEFT JOIN ranked_bids r ON r.offer_id = i.offer_id AND r.user_id = i.user_id
+""")
+
+
+async def raise_bids(connection: AsyncConnection, bids: list[tuple]) -> list[Any]:
+    """`bids`: (offer, user, name, price, score, placed_at), at most one per (offer, user).
+    Answers, in order: (offer_id, user_id, raised, current price before the statement)."""
+    columns = list(zip(*bids, strict=True))
+    rows = await connection.execute(
+        RAISE_BIDS,
+        {
+            "offers": list(columns[0]),
+            "users": list(columns[1]),
+            "names": list(columns[2]),
+            "prices": list(columns[3]),
+            "scores": list(columns[4]),
+            "times": list(columns[5]),
+        },
+    )
+    return rows.all()
+
+
+async def ranked_bids_of(connection: AsyncConnection, offer_id: UUID) -> list[Any]:
+    rows = await connection.execute(
+        ranked_bids.select()
+        .where(ranked_bids.c.offer_id == offer_id)
+        .order_by(ranked_bids.c.score.desc(), ranked_bids.c.placed_at)
+    )
+    return rows.all()
+
+
+async def open_sessions(connection: AsyncConnection) -> list[UUID]:
+    return list(
+        await connection.scalars(sa.select(sessions.c.id).where(sessions.c.status == "open"))
+    )
+
+
+# ------------------------------------------------------------------------- settlement
+
+SETTLE_LOTS = sa.text("""
+WITH due AS (
+    SELECT id FROM lots WHERE status = 'open' AND ends_at <= now()
+    ORDER BY ends_at LIMIT 100 FOR UPDATE SKIP LOCKED
+)
+UPDATE lots SET settled_at = now(), status = CASE
+    WHEN leader_id IS NOT NULL AND (reserve_price IS NULL OR current_price >= reserve_price)
+    THEN 'sold' ELSE 'unsold' END
+FROM due WHERE lots.id = due.id
+RETURNING lots.*
+""")
+
+SETTLE_SESSIONS = sa.text("""
+WITH due AS (
+    SELECT s.id FROM sessions s JOIN events e ON e.id = s.event_id
+    WHERE s.status = 'open' AND e.ends_at <= now() AND e.status <> 'cancelled'
+    ORDER BY e.ends_at LIMIT 20 FOR UPDATE OF s SKIP LOCKED
+)
+UPDATE sessions SET status = 'settled', settled_at = now()
+FROM due WHERE sessions.id = due.id
+RETURNING sessions.*
+""")
+
+RANK_SESSION = sa.text("""
+WITH ranked AS (
+    SELECT offer_id, user_id, display_name, price, score,
+           row_number() OVER (ORDER BY score DESC, placed_at, user_id) AS rank
+    FROM ranked_bids WHERE offer_id = :offer_id
+)
+INSERT INTO rankings (offer_id, user_id, rank, display_name, price, score, won)
+SELECT offer_id, user_id, rank, display_name, price, score, rank <= :inventory FROM ranked
+RETURNING user_id, rank, price, won
+""")
+
+
+async def settle_lots(connection: AsyncConnection) -> list[Any]:
+    """Lots whose (possibly extended) end has passed: each settled once, by one replica."""
+    return (await connection.execute(SETTLE_LOTS)).all()
+
+
+async def settle_sessions(connection: AsyncConnection) -> list[tuple[Any, list[Any]]]:
+    settled = []
+    for session_row in (await connection.execute(SETTLE_SESSIONS)).all():
+        ranked = (
+            await connection.execute(
+                RANK_SESSION,
+                {"offer_id": session_row.id, "inventory": session_row.inventory},
+            )
+        ).all()
+        winners = [r.price for r in ranked if r.won]
+        if winners:
+            await connection.execute(
+                sessions.update()
+                .where(sessions.c.id == session_row.id)
+                .values(final_price=min(winners))
+            )
+        settled.append((session_row, ranked))
+    return settled
+
+
+async def rankings_of(connection: AsyncConnection, offer_id: UUID, limit: int) -> list[Any]:
+    rows = await connection.execute(
+        rankings.select()
+        .where(rankings.c.offer_id == offer_id)
+        .order_by(rankings.c.rank)
+        .limit(limit)
+    )
+    return rows.all()
+
+
+async def won_by(connection: AsyncConnection, user_id: UUID) -> list[Any]:
+    """What a customer won: lots (at the final price) and ranked units (at their own bid)."""
+    lot_rows = await connection.execute(
+        sa.select(
+            lots.c.event_id,
+            events.c.title,
+            lots.c.id.label("offer_id"),
+            lots.c.item_id,
+            lots.c.current_price.label("price"),
+            events.c.currency,
+            lots.c.settled_at,
+        )
+        .join(events, events.c.id == lots.c.event_id)
+        .where(lots.c.leader_id == user_id, lots.c.status == "sold")
+    )
+    session_rows = await connection.execute(
+        sa.select(
+            sessions.c.event_id,
+            events.c.title,
+            sessions.c.id.label("offer_id"),
+            sessions.c.item_id,
+            rankings.c.price,
+            events.c.currency,
+            sessions.c.settled_at,
+        )
+        .join(events, events.c.id == sessions.c.event_id)
+        .join(rankings, rankings.c.offer_id == sessions.c.id)
+        .where(rankings.c.user_id == user_id, rankings.c.won)
+    )
+    return sorted([*lot_rows, *session_rows], key=lambda r: r.settled_at, reverse=True)
+
+
+# ------------------------------------------------------------------------------ tasks
+
+
+async def add_task(
+    connection: AsyncConnection, key: str, kind: str, payload: dict, delay: float = 0
+) -> None:
+    """Once per key: a second task with the same key is dropped (that is the debounce)."""
+    await connection.execute(
+        insert(tasks)
+        .values(
+            key=key,
+            kind=kind,
+            payload=payload,
+            due_at=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, delay),
+        )
+        .on_conflict_do_nothing(index_elements=[tasks.c.key])
+    )
+
+
+CLAIM_TASKS = sa.text("""
+UPDATE tasks SET due_at = now() + interval '30 seconds', attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM tasks WHERE done_at IS NULL AND due_at <= now()
+    ORDER BY due_at LIMIT 20 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, kind, payload, attempts
+""")
+
+
+async def claim_tasks(connection: AsyncConnection) -> list[Any]:
+    return (await connection.execute(CLAIM_TASKS)).all()
+
+
+async def finish_task(connection: AsyncConnection, task_id: int, retry_in: float | None) -> None:
+    values: dict[str, Any] = (
+        {"done_at": sa.func.now()}
+        if retry_in is None
+        else {"due_at": sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
+    )
+    await connection.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
+
+
+async def unsettled_event_ids(connection: AsyncConnection) -> list[UUID]:
+    rows = await connection.scalars(
+        sa.select(events.c.id).where(events.c.status.in_(("scheduled", "live", "sold_out")))
+    )
+    return list(rows)
+
+
+async def figures(connection: AsyncConnection, event_id: UUID) -> tuple[int, int]:
+    """Bids placed and distinct bidders (or joiners) of an event."""
+    lot_ids = sa.select(lots.c.id).where(lots.c.event_id == event_id)
+    offer_ids = sa.select(sessions.c.id).where(sessions.c.event_id == event_id)
+    bids = (
+        await connection.scalar(
+            sa.select(sa.func.count()).where(lot_bids.c.lot_id.in_(lot_ids), ~lot_bids.c.automatic)
+        )
+        or 0
+    ) + (
+        await connection.scalar(
+            sa.select(sa.func.count()).where(session_bids.c.offer_id.in_(offer_ids))
+        )
+        or 0
+    )
+    people = sa.union(
+        sa.select(participants.c.user_id).where(participants.c.event_id == event_id),
+        sa.select(ranked_bids.c.user_id).where(ranked_bids.c.offer_id.in_(offer_ids)),
+    ).subquery()
+    participants_count = await connection.scalar(sa.select(sa.func.count()).select_from(people))
+    return bids, participants_count or 0

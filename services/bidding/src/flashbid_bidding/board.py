@@ -1,0 +1,124 @@
+"""The live state in Redis: each lot's latest state, each ranked session's leaderboard, and
+the channel every replica listens on to push changes to its WebSocket watchers. All of it
+can be rebuilt from PostgreSQL.
+
+  bid:lot:<lot>            the lot's state (JSON)
+  bid:{<offer>}:board      sorted set: score -> "<tie order>:<user>"
+  bid:{<offer>}:member     hash: user -> their member in the board
+  bid:{<offer>}:info       hash: user -> "<price>|<display name>"
+  bid:event:<event>        pub/sub channel of the event's changes
+"""
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from redis.asyncio import Redis
+
+from flashbid_bidding.schemas import BoardLine, LotState
+
+# Place or move a customer's entry; answers their 1-based rank, and the user pushed out of
+# the winning top N by this move (if any), who is told they were outbid.
+UPSERT = """
+local board, members, info = KEYS[1], KEYS[2], KEYS[3]
+local user, member, score, details, top = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local old = redis.call('HGET', members, user)
+local before = nil
+if old then
+    before = redis.call('ZREVRANK', board, old)
+    redis.call('ZREM', board, old)
+end
+redis.call('ZADD', board, score, member)
+redis.call('HSET', members, user, member)
+redis.call('HSET', info, user, details)
+local rank = redis.call('ZREVRANK', board, member)
+local pushed = ''
+if rank < top and (before == nil or before >= top) and redis.call('ZCARD', board) > top then
+    local out = redis.call('ZREVRANGE', board, top, top)[1]
+    pushed = string.sub(out, string.find(out, ':') + 1)
+end
+return {rank + 1, pushed}
+"""
+
+
+def _session_keys(offer_id: UUID | str) -> list[str]:
+    tag = f"bid:{{{offer_id}}}"
+    return [f"{tag}:board", f"{tag}:member", f"{tag}:info"]
+
+
+def channel(event_id: UUID | str) -> str:
+    return f"bid:event:{event_id}"
+
+
+class Board:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._upsert = redis.register_script(UPSERT)
+
+    # --------------------------------------------------------------------------- lots
+
+    async def save_lot(self, state: LotState) -> None:
+        await self.redis.set(f"bid:lot:{state.lot_id}", msgspec.json.encode(state), ex=7 * 86400)
+
+    async def lot(self, lot_id: UUID) -> LotState | None:
+        raw = await self.redis.get(f"bid:lot:{lot_id}")
+        return None if raw is None else msgspec.json.decode(raw, type=LotState)
+
+    # ----------------------------------------------------------------------- sessions
+
+    async def upsert(
+        self, offer_id: UUID, user_id: UUID, member: str, score: float, details: str, top: int
+    ) -> tuple[int, str | None]:
+        rank, pushed = await self._upsert(
+            keys=_session_keys(offer_id),
+            args=[str(user_id), f"{member}:{user_id}", score, details, top],
+        )
+        return int(rank), (pushed.decode() or None)
+
+    async def leaderboard(self, offer_id: UUID, limit: int) -> list[BoardLine]:
+        board, _, info = _session_keys(offer_id)
+        entries = await self.redis.zrevrange(board, 0, limit - 1, withscores=True)
+        users = [member.decode().split(":", 1)[1] for member, _ in entries]
+        details = await self.redis.hmget(info, users) if users else []
+        lines = []
+        for rank, ((_, score), detail) in enumerate(zip(entries, details, strict=True), 1):
+            price, name = (detail or b"0|?").decode().split("|", 1)
+            lines.append(BoardLine(rank=rank, display_name=name, price=price, score=score))
+        return lines
+
+    async def standing(self, offer_id: UUID, user_id: UUID) -> tuple[int, float, str] | None:
+        """The customer's (rank, score, price), or None without a bid."""
+        board, members, info = _session_keys(offer_id)
+        member = await self.redis.hget(members, str(user_id))
+        if member is None:
+            return None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrevrank(board, member)
+            pipe.zscore(board, member)
+            pipe.hget(info, str(user_id))
+            rank, score, detail = await pipe.execute()
+        if rank is None:
+            return None
+        return rank + 1, score, detail.decode().split("|", 1)[0]
+
+    async def has_board(self, offer_id: UUID) -> bool:
+        return bool(await self.redis.exists(_session_keys(offer_id)[1]))
+
+    async def load_board(self, offer_id: UUID, entries: Iterable[tuple[UUID, str, float, str]]):
+        """Replace a leaderboard: (user, member prefix, score, details) per customer."""
+        keys = _session_keys(offer_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys)
+            for user_id, member, score, details in entries:
+                pipe.zadd(keys[0], {f"{member}:{user_id}": score})
+                pipe.hset(keys[1], str(user_id), f"{member}:{user_id}")
+                pipe.hset(keys[2], str(user_id), details)
+            # an empty board still marks the session as loaded
+            pipe.hset(keys[1], "-", "-")
+            await pipe.execute()
+
+    # -------------------------------------------------------------------------- news
+
+    async def publish(self, event_id: UUID, news: dict[str, Any]) -> None:
+        await self.redis.publish(channel(event_id), msgspec.json.encode(news))

@@ -1,0 +1,133 @@
+"""WebSocket fan-out. Every replica listens to the events' Redis channels and pushes to its
+own watchers, so a watcher on any replica sees every bid. Changes are coalesced: at most ten
+pushes a second per watcher, each the latest state; a watcher that stops reading is dropped
+instead of buffered for."""
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import WebSocket
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+TICK = 0.1  # seconds between pushes
+SEND_TIMEOUT = 5.0  # a watcher that cannot take a message in this long is dropped
+BOARD_SIZE = 10
+
+
+class Watcher:
+    def __init__(self, socket: WebSocket, user_id: UUID) -> None:
+        self.socket, self.user_id = socket, user_id
+        self.pending: dict[str, Any] = {}
+        self.ready = asyncio.Event()
+
+    def offer(self, key: str, message: Any) -> None:
+        """Replace whatever was waiting under `key`: only the latest state is ever sent."""
+        self.pending[key] = message
+        self.ready.set()
+
+    async def pump(self) -> None:
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            batch, self.pending = self.pending, {}
+            for message in batch.values():
+                body = message(self.user_id) if callable(message) else message
+                await asyncio.wait_for(
+                    self.socket.send_bytes(msgspec.json.encode(body)), SEND_TIMEOUT
+                )
+            await asyncio.sleep(TICK)
+
+
+class Hub:
+    def __init__(self, redis: Redis, render: Callable[[UUID, dict], Any]) -> None:
+        """`render(event_id, news)` turns a change into the message(s) to push: a dict, or a
+        function of the watcher's user id for messages that differ per watcher."""
+        self.redis, self.render = redis, render
+        self.watchers: dict[UUID, set[Watcher]] = defaultdict(set)
+        self.dirty: dict[UUID, dict[str, dict]] = defaultdict(dict)
+        self.changed = asyncio.Event()
+
+    def add(self, event_id: UUID, watcher: Watcher) -> None:
+        self.watchers[event_id].add(watcher)
+
+    def remove(self, event_id: UUID, watcher: Watcher) -> None:
+        self.watchers[event_id].discard(watcher)
+        if not self.watchers[event_id]:
+            del self.watchers[event_id]
+
+    async def listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.psubscribe("bid:event:*")
+                    async for message in pubsub.listen():
+                        if message["type"] == "pmessage":
+                            self._note(message["channel"], message["data"])
+            except Exception as exc:  # Redis went away: listen again when it is back
+                log.warning("event channel lost (%r); listening again", exc)
+                await asyncio.sleep(1)
+
+    def _note(self, channel: bytes, data: bytes) -> None:
+        event_id = UUID(channel.decode().rsplit(":", 1)[1])
+        if event_id not in self.watchers:
+            return
+        news = msgspec.json.decode(data)
+        key = f"{news['type']}:{news.get('lot_id') or news.get('offer_id') or ''}"
+        self.dirty[event_id][key] = news
+        if outbid := news.get("outbid"):  # only to the bidder concerned, at once
+            target = {k: v for k, v in news.items() if k in ("lot_id", "offer_id")}
+            for watcher in self.watchers[event_id]:
+                if str(watcher.user_id) == outbid:
+                    watcher.offer(f"outbid:{key}", {"type": "outbid", **target})
+        self.changed.set()
+
+    async def push(self) -> None:
+        """At most every TICK: render each changed thing once and offer it to its watchers."""
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            dirty, self.dirty = self.dirty, defaultdict(dict)
+            for event_id, changes in dirty.items():
+                for key, news in changes.items():
+                    try:
+                        messages = await self.render(event_id, news)
+                    except Exception:
+                        log.exception("cannot render %s", news)
+                        continue
+                    for n, message in enumerate(messages):
+                        for watcher in list(self.watchers.get(event_id, ())):
+                            watcher.offer(f"{key}:{n}", message)
+            await asyncio.sleep(TICK)
+
+    async def serve(self, socket: WebSocket, event_id: UUID, user_id: UUID, first: Any,
+                    on_message: Callable[[dict], Any]) -> None:  # fmt: skip
+        """Run one watcher until it leaves or stops reading."""
+        watcher = Watcher(socket, user_id)
+        watcher.offer("state", first)
+        self.add(event_id, watcher)
+        pump = asyncio.create_task(watcher.pump())
+        try:
+            while not pump.done():
+                receive = asyncio.create_task(socket.receive_data(mode="text"))
+                done, _ = await asyncio.wait({receive, pump}, return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
+                    receive.cancel()
+                    break
+                try:
+                    request = msgspec.json.decode(receive.result())
+                except msgspec.DecodeError:
+                    request = None
+                reply = await on_message(request if isinstance(request, dict) else {})
+                watcher.offer(f"reply:{id(reply)}", reply)
+        finally:
+            self.remove(event_id, watcher)
+            pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump

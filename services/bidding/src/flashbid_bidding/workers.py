@@ -1,0 +1,106 @@
+"""Background work in every replica: settling lots and sessions at their end, performing the
+follow-ups of settlement (orders, emails), reconciling with catalog. Each is safe with
+several replicas: the database hands each piece of work to one of them."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from litestar import Litestar
+
+from flashbid_bidding import store
+from flashbid_bidding.board import Board
+from flashbid_bidding.clients import Peers
+from flashbid_bidding.house import AuctionHouse
+from flashbid_bidding.hub import Hub
+from flashbid_bidding.live import Renderer
+from flashbid_shared.contracts import Event
+from flashbid_shared.http import service_client
+from flashbid_shared.users import UserDirectory
+
+log = logging.getLogger(__name__)
+
+
+async def apply_event(house: AuctionHouse, event: Event) -> bool:
+    async with house.engine.begin() as connection:
+        applied = await store.apply_event(connection, event)
+    if applied:
+        for lot_id in [offer.id for offer in event.offers if event.kind == "auction"]:
+            await house.board.redis.delete(f"bid:lot:{lot_id}")  # read again from PostgreSQL
+        await house.board.publish(event.id, {"type": "status", "status": event.status})
+    return applied
+
+
+async def perform_tasks(house: AuctionHouse, peers: Peers) -> int:
+    async with house.engine.begin() as connection:
+        claimed = await store.claim_tasks(connection)
+    for task in claimed:
+        retry_in: float | None = None
+        try:
+            await peers.perform(task.kind, task.payload)
+        except httpx.HTTPError as exc:
+            retry_in = min(2.0**task.attempts, 300.0)
+            log.warning(
+                "task %s (%s) failed: %r; again in %.0fs", task.id, task.kind, exc, retry_in
+            )
+        async with house.engine.begin() as connection:
+            await store.finish_task(connection, task.id, retry_in)
+    return len(claimed)
+
+
+async def reconcile(house: AuctionHouse, peers: Peers) -> None:
+    current = {event.id: event for event in await peers.open_events()}
+    async with house.engine.connect() as connection:
+        ours = await store.unsettled_event_ids(connection)
+    for event_id in set(ours) - set(current):
+        if (event := await peers.event(event_id)) is not None:
+            current[event_id] = event
+    for event in current.values():
+        await apply_event(house, event)
+
+
+async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        try:
+            busy = await work()
+        except (httpx.HTTPError, OSError) as exc:
+            log.warning("background work: %r", exc)
+            busy = 0
+        except Exception:
+            log.exception("background work failed")
+            busy = 0
+        if not busy:
+            await asyncio.sleep(seconds)
+
+
+@asynccontextmanager
+async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings = app.state.settings
+    async with service_client(tokens=app.state.service_tokens, timeout=3.0) as http:
+        board = Board(app.state.redis)
+        house = AuctionHouse(
+            app.state.engine,
+            board,
+            UserDirectory(http, settings.auth_url),
+            require_verified=settings.require_verified_email,
+            public_url=settings.public_url,
+        )
+        peers = Peers(http, settings.catalog_url, settings.purchase_url, settings.auth_url)
+        hub = Hub(app.state.redis, Renderer(house).render)
+        app.state.house, app.state.hub, app.state.peers = house, hub, peers
+        tasks = [
+            asyncio.create_task(hub.listen()),
+            asyncio.create_task(hub.push()),
+            asyncio.create_task(every(0.25, house.settle_due)),
+            asyncio.create_task(every(1.0, lambda: perform_tasks(house, peers))),
+            asyncio.create_task(
+                every(settings.reconcile_interval, lambda: reconcile(house, peers))
+            ),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await house.ranked.close()
