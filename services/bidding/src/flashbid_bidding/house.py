@@ -20,6 +20,7 @@ from flashbid_bidding.schemas import (
     Leader,
     LotResult,
     LotState,
+    LotView,
     Results,
     SessionResult,
     Standing,
@@ -141,7 +142,7 @@ class AuctionHouse:
         amount: Decimal,
         max_amount: Decimal | None,
         key: str | None = None,
-    ) -> LotState:
+    ) -> LotView:
         user = await self.bidder(principal)
         fingerprint = hashlib.blake2b(
             f"{lot_id}:{amount}:{max_amount}".encode(), digest_size=8
@@ -152,7 +153,7 @@ class AuctionHouse:
                     raise domain.IdempotencyMismatch(
                         "This Idempotency-Key was used with another bid; use a new key."
                     )
-                return msgspec.convert(first.response, LotState)
+                return msgspec.convert(first.response, LotState).seen_by(user.id)
             row = await store.lot(connection, lot_id, lock=True)
             now = await store.now(connection)
             check_open(row, now)
@@ -187,7 +188,7 @@ class AuctionHouse:
         await self._announce(state, outbid=placed.outbid, extended=placed.extended)
         return state.seen_by(user.id)
 
-    async def buy_now(self, principal: Principal, lot_id: UUID) -> LotState:
+    async def buy_now(self, principal: Principal, lot_id: UUID) -> LotView:
         user = await self.bidder(principal)
         async with self.engine.begin() as connection:
             row = await store.lot(connection, lot_id, lock=True)

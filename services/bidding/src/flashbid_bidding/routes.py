@@ -14,7 +14,7 @@ from flashbid_bidding.schemas import (
     EventRef,
     Leader,
     LotBid,
-    LotState,
+    LotView,
     Results,
     SessionBid,
     Standing,
@@ -60,7 +60,7 @@ async def my_wins(connection: AsyncConnection, principal: Principal) -> list[Won
 
 
 @get("/lots/{lot_id:uuid}", operation_id="get_lot", **PUBLIC)
-async def get_lot(state: State, viewer: Principal | None, lot_id: UUID) -> LotState:
+async def get_lot(state: State, viewer: Principal | None, lot_id: UUID) -> LotView:
     """The lot now; `you_lead` when the caller (if signed in) leads."""
     lot = await state.house.lot(lot_id)
     return lot.seen_by(viewer.user_id if viewer else None)
@@ -80,7 +80,7 @@ async def lot_bids(connection: AsyncConnection, lot_id: UUID, limit: Limit = 50)
 @post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", **BIDDER)
 async def bid_on_lot(
     state: State, principal: Principal, lot_id: UUID, data: LotBid, idempotency_key: IdempotencyKey
-) -> LotState:
+) -> LotView:
     """Bid `amount`; with `max_amount`, the system bids for you up to it (a proxy bid)."""
     return await state.house.bid_on_lot(
         principal, lot_id, data.amount, data.max_amount, idempotency_key
@@ -88,7 +88,7 @@ async def bid_on_lot(
 
 
 @post("/lots/{lot_id:uuid}/buy-now", operation_id="buy_now", **BIDDER)
-async def buy_now(state: State, principal: Principal, lot_id: UUID) -> LotState:
+async def buy_now(state: State, principal: Principal, lot_id: UUID) -> LotView:
     """Before the first bid: the lot ends at once, yours at its buy-now price."""
     return await state.house.buy_now(principal, lot_id)
 

@@ -24,8 +24,8 @@ class Leader(msgspec.Struct, kw_only=True):
     display_name: str
 
 
-class LotState(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A lot as everyone sees it; `leader_id` stays on the server (watchers get `you_lead`)."""
+class LotView(msgspec.Struct, kw_only=True):
+    """A lot as a bidder sees it: `you_lead` is about the caller."""
 
     lot_id: UUID
     event_id: UUID
@@ -34,16 +34,31 @@ class LotState(msgspec.Struct, kw_only=True, omit_defaults=True):
     min_next_bid: Decimal
     bid_count: int
     leader: Leader | None
+    you_lead: bool
     ends_at: datetime
     reserve_met: bool
-    buy_now_price: Decimal | None = None
-    leader_id: UUID | None = None
-    you_lead: bool = False
+    buy_now_price: Decimal | None
 
-    def seen_by(self, user_id: UUID | None) -> "LotState":
-        return msgspec.structs.replace(
-            self, leader_id=None, you_lead=user_id is not None and self.leader_id == user_id
-        )
+
+class LotState(msgspec.Struct, kw_only=True):
+    """A lot as the server keeps it (in Redis too): with its leader's id."""
+
+    lot_id: UUID
+    event_id: UUID
+    status: str
+    current_price: Decimal | None
+    min_next_bid: Decimal
+    bid_count: int
+    leader: Leader | None
+    leader_id: UUID | None
+    ends_at: datetime
+    reserve_met: bool
+    buy_now_price: Decimal | None
+
+    def seen_by(self, user_id: UUID | None) -> LotView:
+        fields = msgspec.structs.asdict(self)
+        leader_id = fields.pop("leader_id")
+        return LotView(**fields, you_lead=user_id is not None and leader_id == user_id)
 
 
 class BidLine(msgspec.Struct, kw_only=True):

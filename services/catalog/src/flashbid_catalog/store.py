@@ -534,12 +534,17 @@ async def count_by_status(connection: AsyncConnection) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-async def recent_ids(connection: AsyncConnection, limit: int = 10) -> list[UUID]:
-    """Live events, then those that ended or sold out most recently: the dashboard's rows."""
+async def recent_ids(connection: AsyncConnection, limit: int = 25) -> list[UUID]:
+    """The dashboard's rows: open events (the latest to start first), then the latest ended."""
     ids = await connection.scalars(
         sa.select(events.c.id)
         .where(events.c.status.in_(("live", "sold_out", "ended")))
-        .order_by(events.c.status == "ended", events.c.ends_at.desc())
+        .order_by(
+            events.c.status == "ended",
+            sa.case(
+                (events.c.status == "ended", events.c.ends_at), else_=events.c.starts_at
+            ).desc(),
+        )
         .limit(limit)
     )
     return list(ids)

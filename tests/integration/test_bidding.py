@@ -1,0 +1,194 @@
+"""Bidding against the real PostgreSQL and Redis: concurrent bids on one lot, settlement raced
+by two replicas, and live state rebuilt identically after Redis loses it."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from flashbid_bidding import domain, store
+from flashbid_bidding.board import Board
+from flashbid_bidding.house import AuctionHouse
+from flashbid_bidding.workers import apply_event
+from flashbid_shared.contracts import Event, Offer, Scoring, UserSummary
+from flashbid_shared.database import redis_client
+from flashbid_shared.tokens import Principal
+
+pytestmark = pytest.mark.stack
+SCRATCH_REDIS_DB = 10
+
+
+class Users:
+    """Auth's directory, as a fake: everyone active, with a weight of 1."""
+
+    async def get(self, user_id: uuid.UUID) -> UserSummary:
+        return UserSummary(
+            id=user_id, display_name=f"user-{str(user_id)[:4]}", weight=1.0,
+            email_verified=True, is_active=True,
+        )  # fmt: skip
+
+
+def bidder() -> Principal:
+    return Principal(subject=str(uuid.uuid4()), role="customer", email_verified=True)
+
+
+def event(kind: str, *, started: float = 1, lasts: float = 3600, status: str = "live") -> Event:
+    now = datetime.now(UTC)
+    starts = now - timedelta(seconds=started)
+    if kind == "auction":
+        offers = [Offer(id=uuid.uuid4(), item_id=uuid.uuid4(), starting_price=Decimal("100.00"),
+                        increment="5.00")]  # fmt: skip
+        extra = {"soft_close_seconds": 0, "extension_seconds": 0}
+    else:
+        offers = [Offer(id=uuid.uuid4(), item_id=uuid.uuid4(), upset_price=Decimal("10.00"),
+                        inventory=3)]  # fmt: skip
+        extra = {"scoring": Scoring(formula="weight", alpha=1.0, beta=0.0, gamma=1.0)}
+    return Event(
+        id=uuid.uuid4(), kind=kind, title=f"Test {kind}", description="", status=status,
+        currency="EUR", starts_at=starts, ends_at=starts + timedelta(seconds=lasts),
+        offers=offers, version=1, created_at=now, updated_at=now, **extra,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def houses(profile, scratch_database):
+    """`run(scenario, replicas=1)`: `scenario(*houses)` on a new database and an empty Redis."""
+    url = scratch_database("bidding")
+    redis_url = f"redis://127.0.0.1:{profile.ports['redis']}/{SCRATCH_REDIS_DB}"
+
+    def run(scenario, replicas: int = 1):
+        async def main():
+            engines = [create_async_engine(url, pool_size=20) for _ in range(replicas)]
+            redis = redis_client(redis_url)
+            await redis.flushdb()
+            made = [AuctionHouse(e, Board(redis), Users(), require_verified=True) for e in engines]
+            try:
+                return await scenario(*made)
+            finally:
+                for house in made:
+                    await house.ranked.close()
+                await redis.flushdb()
+                await redis.aclose()
+                for engine in engines:
+                    await engine.dispose()
+
+        return asyncio.run(main())
+
+    return run
+
+
+async def joined(house: AuctionHouse, auction: Event, count: int) -> list[Principal]:
+    people = [bidder() for _ in range(count)]
+    for person in people:
+        await house.join(person, auction.id)
+    return people
+
+
+def test_concurrent_bids_on_one_lot_leave_one_leader_and_lose_no_bid(houses) -> None:
+    async def scenario(house: AuctionHouse):
+        auction = event("auction")
+        await apply_event(house, auction)
+        lot_id = auction.offers[0].id
+        people = await joined(house, auction, 40)
+
+        async def attempt(n: int, person: Principal):
+            try:
+                await house.bid_on_lot(person, lot_id, Decimal(100 + 5 * n), None)
+                return Decimal(100 + 5 * n)
+            except domain.BidTooLow:
+                return None
+
+        accepted = await asyncio.gather(*(attempt(n, p) for n, p in enumerate(people)))
+        async with house.engine.connect() as connection:
+            recorded = (await connection.execute(sa.select(store.lot_bids.c.amount))).scalars()
+            row = await store.lot(connection, lot_id)
+        return [a for a in accepted if a is not None], sorted(recorded), row, people
+
+    accepted, recorded, row, people = houses(scenario)
+    assert sorted(accepted) == recorded  # every accepted bid is in PostgreSQL, nothing else
+    assert row.current_price == max(accepted)
+    assert row.bid_count == len(accepted)
+    winner = next(p for n, p in enumerate(people) if Decimal(100 + 5 * n) == max(accepted))
+    assert row.leader_id == winner.user_id
+
+
+def test_two_replicas_settle_each_lot_and_session_exactly_once(houses) -> None:
+    async def scenario(one: AuctionHouse, two: AuctionHouse):
+        auctions = [event("auction", started=60, lasts=30) for _ in range(10)]  # already over
+        session = event("ranked", started=60, lasts=30)
+        for item in [*auctions, session]:
+            await apply_event(one, item)
+        async with one.engine.begin() as connection:  # bids placed while they were open
+            for n, auction in enumerate(auctions):
+                await connection.execute(
+                    store.lots.update()
+                    .where(store.lots.c.id == auction.offers[0].id)
+                    .values(current_price=Decimal(150 + n), leader_id=uuid.uuid4(),
+                            leader_name="x", bid_count=1)
+                )  # fmt: skip
+            now = datetime.now(UTC) - timedelta(seconds=40)
+            bids = [
+                (session.offers[0].id, uuid.uuid4(), f"b{n}", Decimal(10 + n), float(10 + n), now)
+                for n in range(5)
+            ]
+            await store.raise_bids(connection, bids)
+
+        async def replica(house: AuctionHouse) -> int:
+            return sum([await house.settle_due() for _ in range(5)])
+
+        settled = await asyncio.gather(replica(one), replica(two))
+        async with one.engine.connect() as connection:
+            awards = (
+                (
+                    await connection.execute(
+                        sa.select(store.tasks.c.key).where(store.tasks.c.kind == "award")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            ranks = (await connection.execute(sa.select(store.rankings))).all()
+            final = await connection.scalar(sa.select(store.sessions.c.final_price))
+        return settled, awards, ranks, final
+
+    settled, awards, ranks, final = houses(scenario, replicas=2)
+    assert sum(settled) == 11  # ten lots and one session, each once
+    assert len(awards) == len(set(awards)) == 10 + 3  # each lot's leader, the top 3 of 5
+    assert sorted(r.rank for r in ranks) == [1, 2, 3, 4, 5]
+    assert sorted(r.price for r in ranks if r.won) == [Decimal(12), Decimal(13), Decimal(14)]
+    assert final == Decimal(12)  # the lowest winning bid
+
+
+def test_redis_flushed_mid_event_is_rebuilt_identically(houses) -> None:
+    async def scenario(house: AuctionHouse):
+        ranked, auction = event("ranked"), event("auction")
+        await apply_event(house, ranked)
+        await apply_event(house, auction)
+        offer_id, lot_id = ranked.offers[0].id, auction.offers[0].id
+        people = [bidder() for _ in range(12)]
+        await asyncio.gather(
+            *(house.bid_in_session(p, offer_id, Decimal(20 + n % 4)) for n, p in enumerate(people))
+        )
+        for n, person in enumerate(await joined(house, auction, 3)):
+            await house.bid_on_lot(person, lot_id, Decimal(100 + 10 * n), None)
+        board_before = await house.board.leaderboard(offer_id, 20)
+        lot_before = await house.lot(lot_id)
+        mine_before = await house.standing(offer_id, people[0].user_id)
+
+        await house.board.redis.flushdb()
+        await house.ensure_board(offer_id)
+        return (
+            (board_before, await house.board.leaderboard(offer_id, 20)),
+            (lot_before, await house.lot(lot_id)),
+            (mine_before, await house.standing(offer_id, people[0].user_id)),
+        )
+
+    boards, lots, mine = houses(scenario)
+    assert len(boards[0]) == 12
+    assert boards[0] == boards[1]
+    assert lots[0] == lots[1]
+    assert mine[0] == mine[1]
