@@ -180,9 +180,13 @@ def test_redis_flushed_mid_event_is_rebuilt_identically(houses) -> None:
         mine_before = await house.standing(offer_id, people[0].user_id)
 
         await house.board.redis.flushdb()
-        await house.ensure_board(offer_id)
+        late = bidder()  # the first bid after the flush finds an empty Redis
+        standing = await house.bid_in_session(late, offer_id, Decimal("19.50"))
+        assert standing.rank == 13  # below all twelve bids from before the flush
+        board_after = await house.board.leaderboard(offer_id, 20)
+        assert board_after[12].price == "19.50"
         return (
-            (board_before, await house.board.leaderboard(offer_id, 20)),
+            (board_before, board_after[:12]),
             (lot_before, await house.lot(lot_id)),
             (mine_before, await house.standing(offer_id, people[0].user_id)),
         )

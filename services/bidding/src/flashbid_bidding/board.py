@@ -23,6 +23,7 @@ from flashbid_bidding.schemas import BoardLine, LotState
 UPSERT = """
 local board, members, info = KEYS[1], KEYS[2], KEYS[3]
 local user, member, score, details, top = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+if redis.call('EXISTS', members) == 0 then return {0, ''} end  -- not loaded: rebuild first
 local old = redis.call('HGET', members, user)
 local before = nil
 if old then
@@ -70,6 +71,7 @@ class Board:
     async def upsert(
         self, offer_id: UUID, user_id: UUID, member: str, score: float, details: str, top: int
     ) -> tuple[int, str | None]:
+        """(rank, pushed-out user); rank 0 if the board is not in Redis (rebuild it)."""
         rank, pushed = await self._upsert(
             keys=_session_keys(offer_id),
             args=[str(user_id), f"{member}:{user_id}", score, details, top],

@@ -285,9 +285,11 @@ class AuctionHouse:
                 domain.check_session_bid(price, row.upset_price, current)
             return await self.standing(offer_id, user.id)  # the same bid again: nothing moves
         details = f"{price}|{user.display_name}"
-        rank, pushed = await self.board.upsert(
-            offer_id, user.id, domain.tie_order(now), value, details, row.inventory
-        )
+        move = (offer_id, user.id, domain.tie_order(now), value, details, row.inventory)
+        rank, pushed = await self.board.upsert(*move)
+        if rank == 0:  # Redis lost the board: rebuilt from PostgreSQL, which has this bid
+            await self.rebuild_board(offer_id)
+            rank, pushed = await self.board.upsert(*move)
         news: dict[str, Any] = {"type": "session", "offer_id": str(offer_id)}
         if pushed:
             news["outbid"] = pushed
