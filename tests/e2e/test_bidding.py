@@ -77,6 +77,7 @@ def test_two_watchers_follow_an_auction_to_its_end(api, admin, profile, inbox) -
     ):
         watch_to_the_end(api, admin, inbox, event, lot_id, alice_ws, bob_ws, alice, bob)
     assert "125.00" in inbox.wait_for(alice_account.email, "You won")
+    assert event["title"] in inbox.wait_for(bob_account.email, "Ended")  # everyone who joined
 
 
 def watch_to_the_end(api, admin, inbox, event, lot_id, alice_ws, bob_ws, alice, bob) -> None:

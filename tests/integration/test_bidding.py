@@ -196,3 +196,24 @@ def test_redis_flushed_mid_event_is_rebuilt_identically(houses) -> None:
     assert boards[0] == boards[1]
     assert lots[0] == lots[1]
     assert mine[0] == mine[1]
+
+
+def test_participants_are_reminded_once_before_the_start_and_told_once_of_the_end(houses) -> None:
+    async def scenario(house: AuctionHouse):
+        soon = event("auction", started=-300, status="scheduled")  # starts in five minutes
+        over = event("auction", started=120, lasts=60)  # ended a minute ago
+        for item in (soon, over):
+            await apply_event(house, item)
+        early, late = await joined(house, soon, 2), await joined(house, over, 1)
+        await house.settle_due()
+        for _ in range(3):  # every replica, every round: still once each
+            async with house.engine.begin() as connection:
+                await store.notify_participants(connection, "http://x/#/events/")
+        async with house.engine.connect() as connection:
+            keys = (await connection.execute(sa.select(store.tasks.c.key))).scalars().all()
+        return early, late, keys, soon, over
+
+    early, late, keys, soon, over = houses(scenario)
+    starting = sorted(k for k in keys if k.startswith("starting:"))
+    assert starting == sorted(f"starting:{soon.id}:{p.user_id}" for p in early)
+    assert [k for k in keys if k.startswith("ended:")] == [f"ended:{over.id}:{late[0].user_id}"]

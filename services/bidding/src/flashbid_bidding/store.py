@@ -667,3 +667,39 @@ async def figures(connection: AsyncConnection, event_id: UUID) -> tuple[int, int
     ).subquery()
     participants_count = await connection.scalar(sa.select(sa.func.count()).select_from(people))
     return bids, participants_count or 0
+
+
+# Reminders and wrap-ups for everyone taking part (joined, or bid in a ranked session), each
+# once per event and person whatever the replicas: the task key is the guard.
+PEOPLE = """
+    SELECT event_id, user_id FROM participants
+    UNION SELECT s.event_id, b.user_id FROM ranked_bids b JOIN sessions s ON s.id = b.offer_id
+"""
+NOTIFY_STARTING = sa.text(f"""
+INSERT INTO tasks (key, kind, payload)
+SELECT 'starting:' || e.id || ':' || p.user_id, 'notify', jsonb_build_object(
+    'user_id', p.user_id, 'template', 'event_starting', 'data', jsonb_build_object(
+        'title', e.title,
+        'starts_at', to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+        'link', :link || e.id))
+FROM events e JOIN ({PEOPLE}) p ON p.event_id = e.id
+WHERE e.status = 'scheduled' AND e.starts_at BETWEEN now() AND now() + interval '10 minutes'
+ON CONFLICT (key) DO NOTHING
+""")
+NOTIFY_ENDED = sa.text(f"""
+INSERT INTO tasks (key, kind, payload)
+SELECT 'ended:' || e.id || ':' || p.user_id, 'notify', jsonb_build_object(
+    'user_id', p.user_id, 'template', 'event_ended', 'data', jsonb_build_object(
+        'title', e.title, 'link', :link || e.id))
+FROM events e JOIN ({PEOPLE}) p ON p.event_id = e.id
+WHERE e.ends_at BETWEEN now() - interval '1 day' AND now() AND e.status <> 'cancelled'
+  AND NOT EXISTS (SELECT 1 FROM lots WHERE event_id = e.id AND status = 'open')
+  AND NOT EXISTS (SELECT 1 FROM sessions WHERE event_id = e.id AND status = 'open')
+ON CONFLICT (key) DO NOTHING
+""")
+
+
+async def notify_participants(connection: AsyncConnection, link: str) -> int:
+    starting = await connection.execute(NOTIFY_STARTING, {"link": link})
+    ended = await connection.execute(NOTIFY_ENDED, {"link": link})
+    return starting.rowcount + ended.rowcount

@@ -50,6 +50,12 @@ async def perform_tasks(house: AuctionHouse, peers: Peers) -> int:
     return len(claimed)
 
 
+async def remind(house: AuctionHouse) -> None:
+    """Emails to everyone taking part: the event starts soon; the event has ended."""
+    async with house.engine.begin() as connection:
+        await store.notify_participants(connection, f"{house.public_url}/#/events/")
+
+
 async def reconcile(house: AuctionHouse, peers: Peers) -> None:
     current = {event.id: event for event in await peers.open_events()}
     async with house.engine.connect() as connection:
@@ -95,6 +101,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
             asyncio.create_task(hub.push()),
             asyncio.create_task(every(0.25, house.settle_due)),
             asyncio.create_task(every(1.0, lambda: perform_tasks(house, peers))),
+            asyncio.create_task(every(5.0, lambda: remind(house))),
             asyncio.create_task(
                 every(settings.reconcile_interval, lambda: reconcile(house, peers))
             ),
