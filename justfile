@@ -39,6 +39,14 @@ test *args:
     {{stack}} up --profile test
     .venv/bin/pytest {{args}}
 
+# Load bench through the gateway, on its own stack (ports 28xxx) stopped after; figures in bench-results/
+bench scenario="flash-sale" *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    trap '{{stack}} down --profile bench' EXIT
+    {{stack}} up --profile bench
+    .venv/bin/python tests/bench {{scenario}} {{args}}
+
 # Unit tests only: no servers needed
 unit *args:
     @uv run --frozen pytest -m "not stack" {{args}}

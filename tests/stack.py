@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Flashbid's local platform without Docker: install what is missing, start, stop, inspect.
 
-    python3 tests/stack.py up|down|status|logs [name] [--profile dev|test]
+    python3 tests/stack.py up|down|status|logs [name] [--profile dev|test|bench]
+                           [--purchase-replicas N]
 
 Every server runs on 127.0.0.1 from `.state/<profile>/` (git-ignored) and is stopped by the PID
-it was started with, so nothing here touches system services. The `test` profile uses other
-ports and another folder, so the test suite can run while a development stack is up. Only the
-standard library is used: this file runs before the Python workspace exists.
+it was started with, so nothing here touches system services. The `test` and `bench` profiles
+use other ports and other folders, so the test suite and the load bench can run while a
+development stack is up; the bench keeps PostgreSQL's normal durability, the test stack does
+not. Purchase can run as several replicas behind the gateway (ports 8004, 8014, 8024, ... in
+dev). Only the standard library is used: this file runs before the Python workspace exists.
 """
 
 import argparse
@@ -61,15 +64,29 @@ DEFAULT_PORTS = {
         "redis": 56389,
         "ferretdb": 57027,
     },
+    "bench": {
+        "gateway": 28080,
+        "auth": 28001,
+        "catalog": 28002,
+        "bidding": 28003,
+        "purchase": 28004,
+        "reviews": 28005,
+        "mailpit": 28025,
+        "smtp": 21025,
+        "postgres": 55452,
+        "redis": 56399,
+        "ferretdb": 57037,
+    },
 }
+REPLICA_PORT_STEP = 10  # replica n of a service listens on its port + 10·(n-1)
 
 
 @dataclass
 class Profile:
     """Where one stack lives. Ports come from FLASHBID_<NAME>_PORT (dev) or
-    FLASHBID_TEST_<NAME>_PORT (test); the gateway trusts X-Forwarded-For only from
-    FLASHBID_TRUSTED_PROXY (default: nobody in dev, loopback in test, where each simulated
-    client presents its own address)."""
+    FLASHBID_<PROFILE>_<NAME>_PORT (test, bench); the gateway trusts X-Forwarded-For only from
+    FLASHBID_TRUSTED_PROXY (default: nobody in dev, loopback in test and bench, where each
+    simulated client presents its own address)."""
 
     name: str
     ports: dict[str, int] = field(default_factory=dict)
@@ -78,13 +95,13 @@ class Profile:
 
     @classmethod
     def load(cls, name: str) -> "Profile":
-        prefix = "FLASHBID_" if name == "dev" else f"FLASHBID_{name.upper()}_"
+        prefix = env_prefix(name)
         ports = {
             key: int(os.environ.get(f"{prefix}{key.upper()}_PORT", default))
             for key, default in DEFAULT_PORTS[name].items()
         }
         trusted = "unix:" if name == "dev" else "127.0.0.1"
-        admin_password = "" if name == "dev" else "test-root-passphrase-1"
+        admin_password = "" if name == "dev" else f"{name}-root-passphrase-1"
         return cls(
             name,
             ports,
@@ -102,6 +119,13 @@ class Profile:
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
+
+    def replica_port(self, service: str, n: int) -> int:
+        return self.ports[service] + REPLICA_PORT_STEP * (n - 1)
+
+    def replicas(self, service: str) -> int:
+        """How many replicas of `service` were started (their PID files)."""
+        return 1 + len(list((self.dir / "run").glob(f"{service}-*.pid")))
 
     def database_url(self, database: str) -> str:
         return f"postgresql+asyncpg://flashbid@127.0.0.1:{self.ports['postgres']}/{database}"
@@ -133,6 +157,15 @@ class Profile:
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def env_prefix(profile: str) -> str:
+    return "FLASHBID_" if profile == "dev" else f"FLASHBID_{profile.upper()}_"
+
+
+def process_name(service: str, n: int) -> str:
+    """Replica 1 is `purchase` (its PID file and log), the others `purchase-2`, ..."""
+    return service if n == 1 else f"{service}-{n}"
 
 
 def say(message: str) -> None:
@@ -452,13 +485,14 @@ def start_mailpit(profile: Profile) -> None:
     )
 
 
-def manage(profile: Profile, service: str, command: str, quiet: bool = True) -> None:
-    """`python -m flashbid_<service> <command>` with the service's environment."""
+def manage(profile: Profile, service: str, command: str, *args: str, quiet: bool = True) -> None:
+    """`python -m flashbid_<service> <command> [args]` with the service's environment."""
     run(
         VENV_BIN / "python",
         "-m",
         f"flashbid_{service}",
         command,
+        *args,
         env={**os.environ, **profile.service_env(service)},
         stdout=subprocess.DEVNULL if quiet else None,
     )
@@ -476,28 +510,61 @@ def seed(profile: Profile) -> None:
     manage(profile, "catalog", "seed", quiet=False)
 
 
-def start_services(profile: Profile) -> None:
+def start_services(profile: Profile, purchase_replicas: int = 1) -> None:
     for service in SERVICES:
-        spawn(
-            profile,
-            service,
-            [
-                str(VENV_BIN / "granian"),
-                "--interface",
-                "asgi",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(profile.ports[service]),
-                "--workers",
-                "1",
-                "--log-level",
-                "warning",
-                f"flashbid_{service}.app:create_app",
-            ],
-            env=profile.service_env(service),
+        start_service(profile, service, 1)
+    scale(profile, "purchase", purchase_replicas)
+
+
+def start_service(profile: Profile, service: str, n: int) -> None:
+    port = profile.replica_port(service, n)
+    if n > 1 and port_open(port) and not pid_alive(profile.dir / "run" / f"{service}-{n}.pid"):
+        fail(f"port {port} (replica {n} of {service}) is taken by a process we did not start")
+    spawn(
+        profile,
+        process_name(service, n),
+        [
+            str(VENV_BIN / "granian"),
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            f"flashbid_{service}.app:create_app",
+        ],
+        env=profile.service_env(service),
+    )
+
+
+def scale(profile: Profile, service: str, replicas: int) -> None:
+    """Start replicas 2..N of a service that runs, stop those above N. The gateway's upstream
+    follows when nginx is (re)started or reloaded, which `set_replicas` does."""
+    for n in range(2, replicas + 1):
+        start_service(profile, service, n)
+    for pid_file in (profile.dir / "run").glob(f"{service}-*.pid"):
+        if int(pid_file.stem.rsplit("-", 1)[1]) > replicas:
+            stop_pid(pid_file)
+
+
+def set_replicas(profile: Profile, service: str, replicas: int) -> None:
+    """Run N replicas of a service of a running stack behind the gateway, ready when this
+    returns (the bench goes from one purchase replica to two this way)."""
+    scale(profile, service, replicas)
+    for n in range(1, replicas + 1):
+        port = profile.replica_port(service, n)
+        wait_until(
+            f"{process_name(service, n)} (port {port})",
+            lambda p=port: http_ok(f"http://127.0.0.1:{p}/api/{service}/health/ready"),
+            60,
+            profile.dir / "logs" / f"{process_name(service, n)}.log",
         )
+    start_nginx(profile)
 
 
 def render_nginx(profile: Profile) -> Path:
@@ -512,7 +579,7 @@ def render_nginx(profile: Profile) -> Path:
         "TRUSTED_PROXY": profile.trusted_proxy,
         "ACCESS_LOG": str(profile.dir / "logs" / "gateway.log"),
         "CACHE_DIR": str(folder / "cache"),
-        **{f"{s.upper()}_UPSTREAM": f"127.0.0.1:{profile.ports[s]}" for s in SERVICES},
+        **{f"{s.upper()}_SERVERS": upstream_servers(profile, s) for s in SERVICES},
     }
     text = (ROOT / "nginx" / "flashbid.conf.template").read_text()
     for key, value in values.items():
@@ -526,12 +593,20 @@ def render_nginx(profile: Profile) -> Path:
     return folder / "nginx.conf"
 
 
+def upstream_servers(profile: Profile, service: str) -> str:
+    """`server 127.0.0.1:8004; server 127.0.0.1:8014;`: one line per running replica."""
+    ports = (profile.replica_port(service, n) for n in range(1, profile.replicas(service) + 1))
+    return " ".join(f"server 127.0.0.1:{port};" for port in ports)
+
+
 def start_nginx(profile: Profile) -> None:
     config = render_nginx(profile)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     run(nginx, "-t", "-q", "-p", profile.dir / "nginx", "-c", config)
     if pid_alive(profile.dir / "run" / "nginx.pid"):
-        run(nginx, "-p", profile.dir / "nginx", "-c", config, "-s", "reload")
+        # -e: the "signal process started" notice goes to the gateway's log, not the terminal
+        error_log = profile.dir / "logs" / "gateway-error.log"
+        run(nginx, "-p", profile.dir / "nginx", "-c", config, "-e", error_log, "-s", "reload")
     else:
         run(nginx, "-p", profile.dir / "nginx", "-c", config)
 
@@ -539,7 +614,7 @@ def start_nginx(profile: Profile) -> None:
 # -------------------------------------------------------------------------------- commands
 
 
-def up(profile: Profile) -> None:
+def up(profile: Profile, purchase_replicas: int = 1) -> None:
     started = time.monotonic()
     install()
     for sub in ("run", "logs"):
@@ -556,7 +631,7 @@ def up(profile: Profile) -> None:
         "Mailpit", lambda: http_ok(f"{profile.url('mailpit')}/livez"), 30, logs / "mailpit.log"
     )
     migrate(profile)
-    start_services(profile)
+    start_services(profile, purchase_replicas)
     start_nginx(profile)
     for service in SERVICES:
         wait_until(
@@ -565,6 +640,8 @@ def up(profile: Profile) -> None:
             60,
             logs / f"{service}.log",
         )
+    if purchase_replicas > 1:
+        set_replicas(profile, "purchase", purchase_replicas)  # each replica ready, not just one
     if profile.name == "dev":
         seed(profile)  # each part skips what is already there
     say(f"up in {time.monotonic() - started:.1f}s")
@@ -589,8 +666,7 @@ def check_ports_free(profile: Profile) -> None:
         if port_open(port) and not pid_alive(ours[name]):
             fail(
                 f"port {port} ({name}) is taken by a process this stack did not start; "
-                f"choose another with FLASHBID_{'' if profile.name == 'dev' else 'TEST_'}"
-                f"{name.upper()}_PORT"
+                f"choose another with {env_prefix(profile.name)}{name.upper()}_PORT"
             )
 
 
@@ -599,6 +675,8 @@ def down(profile: Profile) -> None:
     nginx_pid = run_dir / "nginx.pid"
     for name in (*SERVICES, "ferretdb", "mailpit", "redis"):
         stop_pid(run_dir / f"{name}.pid")
+    for pid_file in run_dir.glob("*-*.pid"):  # replicas 2..N
+        stop_pid(pid_file)
     stop_pid(nginx_pid)
     data = profile.dir / "postgres"
     if (data / "postmaster.pid").exists():
@@ -624,16 +702,21 @@ def status(profile: Profile) -> None:
         "ferretdb": run_dir / "ferretdb.pid",
         "mailpit": run_dir / "mailpit.pid",
         "gateway": run_dir / "nginx.pid",
-        **{s: run_dir / f"{s}.pid" for s in SERVICES},
     }
+    ports = {name: profile.ports[name] for name in pid_files}
+    for service in SERVICES:
+        for n in range(1, profile.replicas(service) + 1):
+            name = process_name(service, n)
+            pid_files[name] = run_dir / f"{name}.pid"
+            ports[name] = profile.replica_port(service, n)
     for name, pid_file in pid_files.items():
         pid = pid_alive(pid_file)
-        port = profile.ports[name]
+        port = ports[name]
         health = ""
-        if name in SERVICES:
-            health = (
-                "ready" if http_ok(f"{profile.url(name)}/api/{name}/health/ready") else "not ready"
-            )
+        service = name.split("-")[0]
+        if service in SERVICES:
+            ready = http_ok(f"http://127.0.0.1:{port}/api/{service}/health/ready")
+            health = "ready" if ready else "not ready"
         state = f"running (pid {pid})" if pid else "stopped"
         print(f"{name:<10} {port:>6}  {state:<22} {health}")
 
@@ -651,11 +734,14 @@ def main() -> None:
     )
     parser.add_argument("name", nargs="?")
     parser.add_argument("--profile", default="dev", choices=sorted(DEFAULT_PORTS))
+    parser.add_argument(
+        "--purchase-replicas", type=int, default=1, help="purchase servers behind the gateway"
+    )
     args = parser.parse_args()
     profile = Profile.load(args.profile)
     match args.command:
         case "up":
-            up(profile)
+            up(profile, max(1, args.purchase_replicas))
         case "down":
             down(profile)
         case "status":

@@ -138,7 +138,7 @@ def test_gateway_gets_every_template_variable():
     directives = re.sub(r"(?m)^\s*#.*$", "", template.read_text())
     assert set(env) == set(re.findall(r"\$\{(\w+)\}", directives))
     for service in stack.SERVICES:
-        assert env[f"{service.upper()}_UPSTREAM"] == f"{service}:{DEV.ports[service]}"
+        assert env[f"{service.upper()}_SERVERS"] == f"server {service}:{DEV.ports[service]};"
     assert env["TRUSTED_PROXY"] == DEV.trusted_proxy
     mounts = dict(volume.split(":")[:2] for volume in gateway["volumes"])
     assert mounts["./nginx/flashbid.conf.template"].startswith("/etc/nginx/templates/")

@@ -15,6 +15,7 @@ import time
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from flashbid_auth.keys import SigningKey, token_claims
@@ -88,7 +89,6 @@ def test_a_wrong_client_secret_gets_no_token(gateway) -> None:
 
 
 def forgeries(key: SigningKey) -> dict[str, str]:
-    jwk = key.public_jwk()
     now = int(time.time())
     claims = {
         "iss": "flashbid-auth",
@@ -105,7 +105,10 @@ def forgeries(key: SigningKey) -> dict[str, str]:
     )
     hs_head = b64(json.dumps({"alg": "HS256", "kid": key.kid, "typ": "JWT"}).encode())
     hs_body = b64(json.dumps(claims).encode())
-    hs_sig = hmac.new(jwk["x"].encode(), f"{hs_head}.{hs_body}".encode(), hashlib.sha256)
+    public_pem = key.private_key.public_key().public_bytes(
+        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+    )  # the classic confusion: the public key's PEM as an HMAC secret
+    hs_sig = hmac.new(public_pem, f"{hs_head}.{hs_body}".encode(), hashlib.sha256)
     header, payload, signature = admin_token(key, role="customer").split(".")
     raised = json.loads(base64.urlsafe_b64decode(payload + "=="))
     raised["role"] = "admin"

@@ -1,6 +1,7 @@
 """Access-token verification against auth's JWKS, the request principal and the guards."""
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -8,12 +9,16 @@ from uuid import UUID
 
 import jwt
 import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 # The algorithm is pinned by the key (its JWK type), never taken from the token alone.
 ALGORITHM_BY_KTY = {"OKP": "EdDSA", "RSA": "RS256"}
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
+VERIFIED_CACHE_SIZE = 100_000
 ROLES_USER = frozenset({"customer", "admin"})
 
 KeyFetcher = Callable[[], Awaitable[dict[str, Any]]]
@@ -21,6 +26,10 @@ KeyFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 class InvalidToken(Exception):
     pass
+
+
+def _b64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -64,42 +73,71 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal, or InvalidToken. Verified by hand rather than through
+        `jwt.decode` (a third of the hot path's CPU was there): the signature first, with the
+        key's own algorithm, then every claim. A verified token is remembered until it expires."""
+        remembered = self._verified.get(token)
+        if remembered is not None and remembered[1] > time.time():
+            return remembered[0]
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
+            header_part, claims_part, signature_part = token.split(".")
+            header = msgspec.json.decode(_b64(header_part))
+        except (ValueError, msgspec.DecodeError) as exc:
             raise InvalidToken("malformed token") from exc
-        kid, alg = header.get("kid"), header.get("alg")
+        kid = header.get("kid") if isinstance(header, dict) else None
+        alg = header.get("alg") if isinstance(header, dict) else None
         if not isinstance(kid, str) or alg not in ALGORITHM_BY_KTY.values():
             raise InvalidToken("unsupported token header")
         key = await self._key(kid)
         if key is None:
             raise InvalidToken("unknown signing key")
-        algorithm = ALGORITHM_BY_KTY[key.key_type]
-        if alg != algorithm:
+        if alg != ALGORITHM_BY_KTY[key.key_type]:
             raise InvalidToken("algorithm does not match the key")
         try:
-            claims = jwt.decode(
-                token,
-                key.key,
-                algorithms=[algorithm],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": REQUIRED_CLAIMS},
-            )
-        except jwt.InvalidTokenError as exc:
-            raise InvalidToken(str(exc)) from exc
-        role = claims.get("role")
-        if not isinstance(role, str) or not isinstance(claims["sub"], str):
+            signed = f"{header_part}.{claims_part}".encode()
+            if alg == "RS256":
+                key.key.verify(_b64(signature_part), signed, PKCS1v15(), SHA256())
+            else:
+                key.key.verify(_b64(signature_part), signed)
+            claims = msgspec.json.decode(_b64(claims_part))
+        except (InvalidSignature, ValueError, msgspec.DecodeError) as exc:
+            raise InvalidToken("bad signature") from exc
+        principal, expires = self._check_claims(claims)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _check_claims(self, claims: Any) -> tuple[Principal, float]:
+        if not isinstance(claims, dict) or any(c not in claims for c in REQUIRED_CLAIMS):
+            raise InvalidToken("a required claim is missing")
+        now = time.time()
+        exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (exp, iat, nbf)):
+            raise InvalidToken("malformed time claims")
+        if exp <= now - self._leeway:
+            raise InvalidToken("expired")
+        if nbf > now + self._leeway or iat > now + self._leeway:
+            raise InvalidToken("not valid yet")
+        audience = claims["aud"]
+        if claims["iss"] != self._issuer or (
+            audience != self._audience
+            and not (isinstance(audience, list) and self._audience in audience)
+        ):
+            raise InvalidToken("wrong issuer or audience")
+        role, subject = claims.get("role"), claims["sub"]
+        if not isinstance(role, str) or not isinstance(subject, str):
             raise InvalidToken("token without a role")
-        return Principal(
-            subject=claims["sub"],
+        principal = Principal(
+            subject=subject,
             role=role,
             email_verified=claims.get("email_verified") is True,
             session_id=claims.get("sid"),
         )
+        return principal, exp + self._leeway
 
     async def _key(self, kid: str) -> jwt.PyJWK | None:
         if kid in self._keys:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from flashbid_auth.keys import SigningKey, seal, unseal
+from flashbid_auth.keys import ALGORITHM, SigningKey, seal, unseal
 
 metadata = sa.MetaData()
 
@@ -128,7 +128,7 @@ async def add_key(connection: AsyncConnection, secret: str) -> SigningKey:
     await connection.execute(
         signing_keys.insert().values(
             kid=key.kid,
-            algorithm="EdDSA",
+            algorithm=key.algorithm,
             sealed_private_key=seal(secret, key),
             public_jwk=key.public_jwk(),
             created_at=sa.func.clock_timestamp(),
@@ -138,15 +138,19 @@ async def add_key(connection: AsyncConnection, secret: str) -> SigningKey:
 
 
 async def ensure_key(connection: AsyncConnection, secret: str) -> SigningKey:
-    """The newest key; the first one is created here, once, even with replicas starting together."""
+    """The newest key. The first one is created here, once, even with replicas starting
+    together; so is a successor when the newest uses an older algorithm than ALGORITHM (its
+    tokens stay valid: it is still published)."""
     await connection.execute(sa.select(sa.func.pg_advisory_xact_lock(KEY_LOCK)))
     row = (
         await connection.execute(
-            sa.select(signing_keys.c.kid, signing_keys.c.sealed_private_key)
+            sa.select(
+                signing_keys.c.kid, signing_keys.c.algorithm, signing_keys.c.sealed_private_key
+            )
             .order_by(signing_keys.c.created_at.desc())
             .limit(1)
         )
     ).first()
-    if row is None:
+    if row is None or row.algorithm != ALGORITHM:
         return await add_key(connection, secret)
     return unseal(secret, row.kid, row.sealed_private_key)

@@ -34,6 +34,9 @@ class Sales:
         on_stock_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine, self.gate, self.users = engine, gate, users
+        # The winner's write is one statement: in autocommit it is one round trip, and the
+        # offer's row is locked only while PostgreSQL runs it (not until our COMMIT arrives).
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.require_verified = require_verified
         self.on_stock_change = on_stock_change
         self._rebuilding: dict[UUID, asyncio.Lock] = {}
@@ -59,7 +62,7 @@ class Sales:
             summary = await self.users.get(buyer.user_id)
             if summary is not None and not summary.is_active:
                 raise domain.NotAllowed("This account is deactivated.", reason="deactivated")
-            async with self.engine.begin() as connection:
+            async with self.autocommit.connect() as connection:
                 written = await store.reserve(
                     connection, offer_id, buyer.user_id, quantity, key, fingerprint
                 )
