@@ -172,3 +172,31 @@ def event_body(kind: str, item_id: str, starts_in: float = 3600, lasts: float = 
         body["offers"] = [{"item_id": item_id, "upset_price": "50.00", "inventory": 3}]
         body["scoring"] = {"formula": "weight", "alpha": 1.0, "beta": 10.0, "gamma": 1.0}
     return {**body, **fields}
+
+
+# ------------------------------------------------------------------ reviews (added for them)
+
+
+def poll(check, timeout: float = 10, every: float = 0.05):
+    """The first truthy value of `check()`, within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(every)
+    return value
+
+
+def buy_item(api: Api, admin: str, buyer: str) -> str:
+    """The id of an item `buyer` holds a confirmed order of, bought in a live flash sale."""
+    event = api.create_event(admin, "flash_sale")
+    item_id = event["offers"][0]["item_id"]
+    path = f"/api/catalog/admin/events/{event['id']}"
+    opened = api.post(f"{path}/open", None, admin)
+    assert opened.status_code == 200, opened.text
+    poll(lambda: api.get(path, admin).json()["synced_version"] == opened.json()["version"])
+    [line] = api.get(f"/api/purchase/events/{event['id']}/stock").json()
+    order = api.post("/api/purchase/orders", {"offer_id": line["offer_id"], "quantity": 1}, buyer)
+    assert order.status_code == 201, order.text
+    confirmed = api.post(f"/api/purchase/orders/{order.json()['id']}/confirm", None, buyer)
+    assert confirmed.json()["status"] == "confirmed", confirmed.text
+    return item_id
