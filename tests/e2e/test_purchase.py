@@ -94,6 +94,19 @@ def test_the_last_unit_sells_out_the_event_and_a_cancellation_reopens_it(api, ad
     assert order(api, second, offer_id).status_code == 201
 
 
+def test_a_deactivated_customer_cannot_buy_with_a_token_they_still_hold(api, admin) -> None:
+    event, offer_id = open_sale(api, admin, stock=2)
+    account = api.register()
+    token = api.token(account)
+    deactivated = api.patch(f"/api/auth/admin/users/{account.id}", {"is_active": False}, admin)
+    assert deactivated.status_code == 200, deactivated.text
+    refused = order(api, token, offer_id)
+    assert (refused.status_code, problem(refused)["code"]) == (403, "not_allowed")
+    stats = api.get(f"/api/purchase/admin/stats?event_id={event['id']}", admin).json()
+    assert (stats["remaining"], stats["reserved"]) == (2, 0)  # the unit went back at once
+    assert api.get(f"/api/purchase/events/{event['id']}/stock").json()[0]["remaining"] == 2
+
+
 def test_refusals_before_the_sale_and_for_unverified_or_anonymous_buyers(api, admin) -> None:
     event = api.create_event(admin, "flash_sale", starts_in=3600)
     stock_path = f"/api/purchase/events/{event['id']}/stock"
