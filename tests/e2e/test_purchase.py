@@ -1,25 +1,15 @@
 """A buyer's journey through the gateway, on a real flash sale created in catalog."""
 
-import time
 import uuid
 
 import pytest
 
-from tests_support import problem
+from tests_support import poll, problem
 
 
 @pytest.fixture(scope="module")
 def admin(api) -> str:
     return api.admin_token()
-
-
-def poll(check, timeout: float = 10, every: float = 0.05):
-    """The first truthy value of `check()`, within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(every)
-    return value
 
 
 def open_sale(api, admin, stock: int = 3, limit: int = 2) -> tuple[dict, str]:

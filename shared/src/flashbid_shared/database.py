@@ -2,7 +2,9 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import sqlalchemy as sa
 from litestar import Litestar
 from litestar.datastructures import State
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -53,3 +55,8 @@ def redis_client(url: str, connections: int = 64) -> Redis:
 
 async def ping_redis(state: State) -> None:
     await state.redis.ping()
+
+
+def timestamp(name: str, *args: Any, **kwargs: Any) -> sa.Column:
+    """A `timestamptz` column: every time Flashbid stores is in UTC with its zone."""
+    return sa.Column(name, sa.DateTime(timezone=True), *args, **kwargs)

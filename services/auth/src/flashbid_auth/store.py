@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flashbid_auth.keys import ALGORITHM, SigningKey, seal, unseal
+from flashbid_shared.database import timestamp
 
 metadata = sa.MetaData()
 
@@ -22,10 +23,6 @@ signing_keys = sa.Table(
         "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
     ),
 )
-
-
-def _timestamp(name: str, **kwargs: Any) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
 
 
 users = sa.Table(
@@ -44,9 +41,9 @@ users = sa.Table(
     sa.Column("mfa_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("mfa_last_step", sa.BigInteger),
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
-    _timestamp("locked_until"),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
-    _timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+    timestamp("locked_until"),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("updated_at", nullable=False, server_default=sa.func.now()),
 )
 
 email_codes = sa.Table(
@@ -54,9 +51,9 @@ email_codes = sa.Table(
     metadata,
     sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id"), primary_key=True),
     sa.Column("code_hash", sa.Text, nullable=False),
-    _timestamp("expires_at", nullable=False),
+    timestamp("expires_at", nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    _timestamp("sent_at", nullable=False, server_default=sa.func.now()),
+    timestamp("sent_at", nullable=False, server_default=sa.func.now()),
 )
 
 password_resets = sa.Table(
@@ -64,8 +61,8 @@ password_resets = sa.Table(
     metadata,
     sa.Column("token_hash", sa.Text, primary_key=True),
     sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id"), nullable=False),
-    _timestamp("expires_at", nullable=False),
-    _timestamp("used_at"),
+    timestamp("expires_at", nullable=False),
+    timestamp("used_at"),
 )
 
 refresh_tokens = sa.Table(
@@ -74,10 +71,10 @@ refresh_tokens = sa.Table(
     sa.Column("token_hash", sa.Text, primary_key=True),
     sa.Column("family_id", UUID(as_uuid=True), nullable=False),
     sa.Column("user_id", UUID(as_uuid=True), sa.ForeignKey("users.id"), nullable=False),
-    _timestamp("expires_at", nullable=False),
-    _timestamp("spent_at"),
-    _timestamp("revoked_at"),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("expires_at", nullable=False),
+    timestamp("spent_at"),
+    timestamp("revoked_at"),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
 )
 
 outbox = sa.Table(
@@ -87,10 +84,10 @@ outbox = sa.Table(
     sa.Column("to_address", sa.Text, nullable=False),
     sa.Column("template", sa.Text, nullable=False),
     sa.Column("data", JSONB, nullable=False),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
-    _timestamp("next_attempt_at", nullable=False, server_default=sa.func.now()),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("next_attempt_at", nullable=False, server_default=sa.func.now()),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    _timestamp("sent_at"),
+    timestamp("sent_at"),
     sa.Column("last_error", sa.Text),
 )
 
@@ -131,7 +128,7 @@ async def add_key(connection: AsyncConnection, secret: str) -> SigningKey:
             algorithm=key.algorithm,
             sealed_private_key=seal(secret, key),
             public_jwk=key.public_jwk(),
-            created_at=sa.func.clock_timestamp(),
+            created_at=sa.func.clocktimestamp(),
         )
     )
     return key

@@ -12,13 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_bidding import domain
 from flashbid_shared.contracts import Event
+from flashbid_shared.database import timestamp
 
 metadata = sa.MetaData()
 Money = sa.Numeric
-
-
-def _timestamp(name: str, **kwargs: Any) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
 
 
 events = sa.Table(
@@ -30,8 +27,8 @@ events = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("currency", sa.Text, nullable=False),
-    _timestamp("starts_at", nullable=False),
-    _timestamp("ends_at", nullable=False),
+    timestamp("starts_at", nullable=False),
+    timestamp("ends_at", nullable=False),
     sa.Column("soft_close_seconds", sa.Integer, nullable=False, server_default="0"),
     sa.Column("extension_seconds", sa.Integer, nullable=False, server_default="0"),
     sa.Column("scoring", JSONB),
@@ -53,11 +50,11 @@ lots = sa.Table(
     sa.Column("leader_name", sa.Text),
     sa.Column("leader_max", Money),
     sa.Column("bid_count", sa.Integer, nullable=False, server_default="0"),
-    _timestamp("ends_at", nullable=False),
+    timestamp("ends_at", nullable=False),
     sa.Column("extensions", sa.Integer, nullable=False, server_default="0"),
     # open -> sold | unsold | cancelled, once, by the settlement
     sa.Column("status", sa.Text, nullable=False, server_default="open"),
-    _timestamp("settled_at"),
+    timestamp("settled_at"),
 )
 
 sessions = sa.Table(
@@ -71,7 +68,7 @@ sessions = sa.Table(
     sa.Column("inventory", sa.Integer, nullable=False),
     sa.Column("status", sa.Text, nullable=False, server_default="open"),  # settled, cancelled
     sa.Column("final_price", Money),
-    _timestamp("settled_at"),
+    timestamp("settled_at"),
 )
 
 participants = sa.Table(
@@ -79,7 +76,7 @@ participants = sa.Table(
     metadata,
     sa.Column("event_id", sa.Uuid, primary_key=True),
     sa.Column("user_id", sa.Uuid, primary_key=True),
-    _timestamp("joined_at", nullable=False, server_default=sa.func.now()),
+    timestamp("joined_at", nullable=False, server_default=sa.func.now()),
 )
 
 lot_bids = sa.Table(
@@ -91,7 +88,7 @@ lot_bids = sa.Table(
     sa.Column("bidder_name", sa.Text, nullable=False),
     sa.Column("amount", Money, nullable=False),
     sa.Column("automatic", sa.Boolean, nullable=False),
-    _timestamp("placed_at", nullable=False, server_default=sa.func.clock_timestamp()),
+    timestamp("placed_at", nullable=False, server_default=sa.func.clocktimestamp()),
 )
 
 # A customer's one bid per ranked session (raised, never lowered), and every change to it.
@@ -103,7 +100,7 @@ ranked_bids = sa.Table(
     sa.Column("display_name", sa.Text, nullable=False),
     sa.Column("price", Money, nullable=False),
     sa.Column("score", sa.Float, nullable=False),
-    _timestamp("placed_at", nullable=False),
+    timestamp("placed_at", nullable=False),
 )
 
 session_bids = sa.Table(
@@ -114,7 +111,7 @@ session_bids = sa.Table(
     sa.Column("user_id", sa.Uuid, nullable=False),
     sa.Column("price", Money, nullable=False),
     sa.Column("score", sa.Float, nullable=False),
-    _timestamp("placed_at", nullable=False),
+    timestamp("placed_at", nullable=False),
 )
 
 rankings = sa.Table(
@@ -136,7 +133,7 @@ bid_keys = sa.Table(
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("fingerprint", sa.Text, nullable=False),
     sa.Column("response", JSONB, nullable=False),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
 )
 
 # Follow-ups of settlement and bids (orders in purchase, emails through auth), retried until
@@ -148,9 +145,9 @@ tasks = sa.Table(
     sa.Column("key", sa.Text, nullable=False, unique=True),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("payload", JSONB, nullable=False),
-    _timestamp("due_at", nullable=False, server_default=sa.func.now()),
+    timestamp("due_at", nullable=False, server_default=sa.func.now()),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    _timestamp("done_at"),
+    timestamp("done_at"),
 )
 
 

@@ -21,12 +21,9 @@ from flashbid_catalog.schemas import (
     Transition,
 )
 from flashbid_shared.contracts import Event, ItemRef, Offer, Scoring
+from flashbid_shared.database import timestamp
 
 metadata = sa.MetaData()
-
-
-def _timestamp(name: str, **kwargs: Any) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
 
 
 items = sa.Table(
@@ -37,8 +34,8 @@ items = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("category", sa.Text, nullable=False),
     sa.Column("image_url", sa.Text),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
-    _timestamp("archived_at"),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("archived_at"),
 )
 
 events = sa.Table(
@@ -50,8 +47,8 @@ events = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("currency", sa.Text, nullable=False),
-    _timestamp("starts_at", nullable=False),
-    _timestamp("ends_at", nullable=False),
+    timestamp("starts_at", nullable=False),
+    timestamp("ends_at", nullable=False),
     sa.Column("reservation_timeout_seconds", sa.Integer),
     sa.Column("soft_close_seconds", sa.Integer),
     sa.Column("extension_seconds", sa.Integer),
@@ -60,10 +57,10 @@ events = sa.Table(
     # `synced_version` catches up (retrying after `sync_due_at` when a push fails).
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.Column("synced_version", sa.Integer, nullable=False, server_default="0"),
-    _timestamp("sync_due_at", nullable=False, server_default=sa.func.now()),
+    timestamp("sync_due_at", nullable=False, server_default=sa.func.now()),
     sa.Column("sync_attempts", sa.Integer, nullable=False, server_default="0"),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
-    _timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("updated_at", nullable=False, server_default=sa.func.now()),
 )
 
 offers = sa.Table(
@@ -90,8 +87,8 @@ transitions = sa.Table(
     sa.Column("event_id", sa.Uuid, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
     sa.Column("from_status", sa.Text, nullable=False),
     sa.Column("to_status", sa.Text, nullable=False),
-    _timestamp("at", nullable=False, server_default=sa.func.clock_timestamp()),
-    _timestamp("due_at"),  # when the scheduler should have made it: `at - due_at` is the lag
+    timestamp("at", nullable=False, server_default=sa.func.clocktimestamp()),
+    timestamp("due_at"),  # when the scheduler should have made it: `at - due_at` is the lag
     sa.Column("actor", sa.Text, nullable=False),
 )
 

@@ -12,12 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_purchase import domain
 from flashbid_shared.contracts import AwardOrder, Event, Order
+from flashbid_shared.database import timestamp
 
 metadata = sa.MetaData()
-
-
-def _timestamp(name: str, **kwargs: Any) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
 
 
 sale_events = sa.Table(
@@ -28,8 +25,8 @@ sale_events = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("currency", sa.Text, nullable=False),
-    _timestamp("starts_at", nullable=False),
-    _timestamp("ends_at", nullable=False),
+    timestamp("starts_at", nullable=False),
+    timestamp("ends_at", nullable=False),
     sa.Column("reservation_timeout_seconds", sa.Integer, nullable=False),
     sa.Column("reported_sold_out", sa.Boolean, nullable=False, server_default=sa.false()),
 )
@@ -71,9 +68,9 @@ orders = sa.Table(
     sa.Column("unit_price", sa.Numeric, nullable=False),
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
-    _timestamp("expires_at", nullable=False),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
-    _timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+    timestamp("expires_at", nullable=False),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("updated_at", nullable=False, server_default=sa.func.now()),
 )
 
 idempotency_keys = sa.Table(
@@ -83,7 +80,7 @@ idempotency_keys = sa.Table(
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("fingerprint", sa.Text, nullable=False),
     sa.Column("order_id", sa.Uuid, nullable=False),
-    _timestamp("created_at", nullable=False, server_default=sa.func.now()),
+    timestamp("created_at", nullable=False, server_default=sa.func.now()),
 )
 
 
