@@ -186,17 +186,38 @@ def poll(check, timeout: float = 10, every: float = 0.05):
     return value
 
 
-def buy_item(api: Api, admin: str, buyer: str) -> str:
-    """The id of an item `buyer` holds a confirmed order of, bought in a live flash sale."""
-    event = api.create_event(admin, "flash_sale")
-    item_id = event["offers"][0]["item_id"]
+def open_event(api: Api, admin: str, kind: str, offers: list | None = None) -> dict:
+    """A live event of `kind` (its `offers` replaced if given) that purchase or bidding holds
+    in its latest version."""
+    event = api.create_event(admin, kind, starts_in=3600)
     path = f"/api/catalog/admin/events/{event['id']}"
+    if offers is not None:
+        assert api.patch(path, {"offers": offers}, admin).status_code == 200
     opened = api.post(f"{path}/open", None, admin)
     assert opened.status_code == 200, opened.text
     poll(lambda: api.get(path, admin).json()["synced_version"] == opened.json()["version"])
-    [line] = api.get(f"/api/purchase/events/{event['id']}/stock").json()
-    order = api.post("/api/purchase/orders", {"offer_id": line["offer_id"], "quantity": 1}, buyer)
+    return opened.json()
+
+
+def open_flash_sale(api: Api, admin: str, stock: int = 3, limit: int = 2) -> tuple[dict, str]:
+    """A live flash sale of one offer at 25.00, and the offer's id."""
+    item = api.create_item(admin)
+    offer = {"item_id": item["id"], "price": "25.00", "stock": stock, "per_user_limit": limit}
+    event = open_event(api, admin, "flash_sale", [offer])
+    return event, event["offers"][0]["id"]
+
+
+def place_order(api: Api, token: str | None, offer_id: str, quantity: int = 1, key=None):
+    headers = {"Idempotency-Key": key} if key else {}
+    body = {"offer_id": offer_id, "quantity": quantity}
+    return api.post("/api/purchase/orders", body, token, headers=headers)
+
+
+def buy_item(api: Api, admin: str, buyer: str) -> str:
+    """The id of an item `buyer` holds a confirmed order of, bought in a live flash sale."""
+    event, offer_id = open_flash_sale(api, admin)
+    order = place_order(api, buyer, offer_id)
     assert order.status_code == 201, order.text
     confirmed = api.post(f"/api/purchase/orders/{order.json()['id']}/confirm", None, buyer)
     assert confirmed.json()["status"] == "confirmed", confirmed.text
-    return item_id
+    return event["offers"][0]["item_id"]

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from websockets.sync.client import connect
 
-from tests_support import client_address, problem
+from tests_support import client_address, open_event, problem
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,7 @@ def lot_at(price: str):
 
 
 def live_auction(api, admin) -> tuple[dict, str]:
-    event = api.create_event(admin, "auction", starts_in=3600)
-    path = f"/api/catalog/admin/events/{event['id']}"
-    opened = api.post(f"{path}/open", None, admin).json()
-    deadline = time.monotonic() + 10
-    while api.get(path, admin).json()["synced_version"] != opened["version"]:
-        assert time.monotonic() < deadline, "bidding never heard of the event"
-        time.sleep(0.05)
+    event = open_event(api, admin, "auction")
     return event, event["offers"][0]["id"]
 
 
@@ -168,13 +162,8 @@ def test_bids_are_refused_when_the_rules_say_so(api, admin) -> None:
 
 
 def test_a_ranked_session_ranks_bids_and_answers_each_bidders_standing(api, admin) -> None:
-    event = api.create_event(admin, "ranked", starts_in=3600)
+    event = open_event(api, admin, "ranked")
     path = f"/api/catalog/admin/events/{event['id']}"
-    opened = api.post(f"{path}/open", None, admin).json()
-    deadline = time.monotonic() + 10
-    while api.get(path, admin).json()["synced_version"] != opened["version"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
     offer_id = event["offers"][0]["id"]
     tokens = [api.token(api.register()) for _ in range(4)]
     for n, token in enumerate(tokens):

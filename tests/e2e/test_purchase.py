@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from tests_support import poll, problem
+from tests_support import open_flash_sale, place_order, poll, problem
 
 
 @pytest.fixture(scope="module")
@@ -12,42 +12,21 @@ def admin(api) -> str:
     return api.admin_token()
 
 
-def open_sale(api, admin, stock: int = 3, limit: int = 2) -> tuple[dict, str]:
-    """A live flash sale that purchase knows about, and its offer id."""
-    event = api.create_event(admin, "flash_sale", starts_in=3600)
-    offers = [{"item_id": event["offers"][0]["item_id"], "price": "25.00", "stock": stock,
-               "per_user_limit": limit}]  # fmt: skip
-    path = f"/api/catalog/admin/events/{event['id']}"
-    assert api.patch(path, {"offers": offers}, admin).status_code == 200
-    opened = api.post(f"{path}/open", None, admin).json()
-    # catalog tells purchase: wait until purchase holds this very version
-    poll(lambda: api.get(path, admin).json()["synced_version"] == opened["version"])
-    lines = api.get(f"/api/purchase/events/{event['id']}/stock").json()
-    assert lines[0]["remaining"] == stock
-    return event, lines[0]["offer_id"]
-
-
-def order(api, token, offer_id, quantity=1, key=None):
-    headers = {"Idempotency-Key": key} if key else {}
-    body = {"offer_id": offer_id, "quantity": quantity}
-    return api.post("/api/purchase/orders", body, token, headers=headers)
-
-
 def test_a_buyer_reserves_confirms_and_sees_only_their_orders(api, admin) -> None:
-    event, offer_id = open_sale(api, admin)
+    event, offer_id = open_flash_sale(api, admin)
     buyer = api.token(api.register())
     key = str(uuid.uuid4())
-    created = order(api, buyer, offer_id, 2, key)
+    created = place_order(api, buyer, offer_id, 2, key)
     assert created.status_code == 201, created.text
     body = created.json()
     assert (body["status"], body["unit_price"], body["total"]) == ("reserved", "25.00", "50.00")
 
-    retry = order(api, buyer, offer_id, 2, key)  # the response was lost; the app retries
+    retry = place_order(api, buyer, offer_id, 2, key)  # the response was lost; the app retries
     assert (retry.status_code, retry.json()["id"]) == (201, body["id"])
     assert retry.headers["idempotent-replayed"] == "true"
-    other_body = order(api, buyer, offer_id, 1, key)
+    other_body = place_order(api, buyer, offer_id, 1, key)
     assert (other_body.status_code, problem(other_body)["code"]) == (422, "idempotency_mismatch")
-    over = order(api, buyer, offer_id, 1)
+    over = place_order(api, buyer, offer_id, 1)
     assert (over.status_code, problem(over)["code"]) == (409, "limit_reached")
 
     confirmed = api.post(f"/api/purchase/orders/{body['id']}/confirm", None, buyer)
@@ -67,11 +46,11 @@ def test_a_buyer_reserves_confirms_and_sees_only_their_orders(api, admin) -> Non
 
 
 def test_the_last_unit_sells_out_the_event_and_a_cancellation_reopens_it(api, admin) -> None:
-    event, offer_id = open_sale(api, admin, stock=1, limit=1)
+    event, offer_id = open_flash_sale(api, admin, stock=1, limit=1)
     first, second = api.token(api.register()), api.token(api.register())
-    won = order(api, first, offer_id)
+    won = place_order(api, first, offer_id)
     assert won.status_code == 201
-    lost = order(api, second, offer_id)
+    lost = place_order(api, second, offer_id)
     assert (lost.status_code, problem(lost)["code"]) == (409, "sold_out")
     stock_path = f"/api/purchase/events/{event['id']}/stock"
     assert api.get(stock_path).json()[0]["remaining"] == 0
@@ -81,16 +60,16 @@ def test_the_last_unit_sells_out_the_event_and_a_cancellation_reopens_it(api, ad
     cancelled = api.post(f"/api/purchase/orders/{won.json()['id']}/cancel", None, first)
     assert cancelled.json()["status"] == "cancelled"
     poll(lambda: api.get(admin_path, admin).json()["event"]["status"] == "live")
-    assert order(api, second, offer_id).status_code == 201
+    assert place_order(api, second, offer_id).status_code == 201
 
 
 def test_a_deactivated_customer_cannot_buy_with_a_token_they_still_hold(api, admin) -> None:
-    event, offer_id = open_sale(api, admin, stock=2)
+    event, offer_id = open_flash_sale(api, admin, stock=2)
     account = api.register()
     token = api.token(account)
     deactivated = api.patch(f"/api/auth/admin/users/{account.id}", {"is_active": False}, admin)
     assert deactivated.status_code == 200, deactivated.text
-    refused = order(api, token, offer_id)
+    refused = place_order(api, token, offer_id)
     assert (refused.status_code, problem(refused)["code"]) == (403, "not_allowed")
     stats = api.get(f"/api/purchase/admin/stats?event_id={event['id']}", admin).json()
     assert (stats["remaining"], stats["reserved"]) == (2, 0)  # the unit went back at once
@@ -102,15 +81,15 @@ def test_refusals_before_the_sale_and_for_unverified_or_anonymous_buyers(api, ad
     stock_path = f"/api/purchase/events/{event['id']}/stock"
     [line] = poll(lambda: (r := api.get(stock_path)).status_code == 200 and r.json())
     buyer = api.token(api.register())
-    early = order(api, buyer, line["offer_id"])
+    early = place_order(api, buyer, line["offer_id"])
     assert (early.status_code, problem(early)["code"]) == (409, "event_not_live")
 
     unverified = api.token(api.register(verified=False))
-    refused = order(api, unverified, line["offer_id"])
+    refused = place_order(api, unverified, line["offer_id"])
     assert (refused.status_code, problem(refused)["code"]) == (403, "not_allowed")
-    anonymous = order(api, None, line["offer_id"])
+    anonymous = place_order(api, None, line["offer_id"])
     assert (anonymous.status_code, problem(anonymous)["code"]) == (401, "unauthenticated")
-    unknown = order(api, buyer, str(uuid.uuid4()))
+    unknown = place_order(api, buyer, str(uuid.uuid4()))
     assert (unknown.status_code, problem(unknown)["code"]) == (404, "offer_not_found")
     for bad in ({"offer_id": "nope"}, {"offer_id": line["offer_id"], "quantity": 0}, {}):
         invalid = api.post("/api/purchase/orders", bad, buyer)
