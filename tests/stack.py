@@ -147,10 +147,11 @@ class Profile:
             env["REDIS_URL"] = f"redis://127.0.0.1:{self.ports['redis']}/1"
         if service == "reviews":
             env["MONGO_URL"] = f"mongodb://127.0.0.1:{self.ports['ferretdb']}/"
+        if service in ("auth", "bidding"):
+            env["PUBLIC_URL"] = self.gateway  # links in emails
         if service == "auth":
             env["SMTP_HOST"] = "127.0.0.1"
             env["SMTP_PORT"] = str(self.ports["smtp"])
-            env["PUBLIC_URL"] = self.gateway
             if self.admin_password:
                 env["ADMIN_PASSWORD"] = self.admin_password
         return env
@@ -263,8 +264,11 @@ def as_postgres_user() -> str | None:
 # ------------------------------------------------------------------------------- installing
 
 
-def install() -> None:
-    missing = [pkg for binary, pkg in DEBIAN_PACKAGES.items() if not has_binary(binary)]
+def install(profile: "Profile | None" = None) -> None:
+    wanted = dict(DEBIAN_PACKAGES)
+    if profile is not None and profile.name == "bench":
+        wanted["wrk"] = "wrk"  # the bench's load generator (LuaJIT scripts)
+    missing = [pkg for binary, pkg in wanted.items() if not has_binary(binary)]
     if missing:
         if os.geteuid() != 0:
             fail(f"missing Debian packages: {' '.join(missing)} (install them, or run as root)")
@@ -616,7 +620,7 @@ def start_nginx(profile: Profile) -> None:
 
 def up(profile: Profile, purchase_replicas: int = 1) -> None:
     started = time.monotonic()
-    install()
+    install(profile)
     for sub in ("run", "logs"):
         (profile.dir / sub).mkdir(parents=True, exist_ok=True)
     check_ports_free(profile)
