@@ -126,6 +126,7 @@ class Hub:
                     request = None
                 reply = await on_message(request if isinstance(request, dict) else {})
                 watcher.offer(f"reply:{id(reply)}", reply)
+            pump.result()  # a watcher that stopped reading: its TimeoutError ends the socket
         finally:
             self.remove(event_id, watcher)
             pump.cancel()
