@@ -217,3 +217,22 @@ def test_participants_are_reminded_once_before_the_start_and_told_once_of_the_en
     starting = sorted(k for k in keys if k.startswith("starting:"))
     assert starting == sorted(f"starting:{soon.id}:{p.user_id}" for p in early)
     assert [k for k in keys if k.startswith("ended:")] == [f"ended:{over.id}:{late[0].user_id}"]
+
+
+def test_a_bidder_pushed_out_of_the_winning_ranks_is_emailed_once(houses) -> None:
+    async def scenario(house: AuctionHouse):
+        ranked = event("ranked")  # three units
+        await apply_event(house, ranked)
+        offer_id = ranked.offers[0].id
+        first, *others = [bidder() for _ in range(5)]
+        await house.bid_in_session(first, offer_id, Decimal("10.00"))
+        for n, person in enumerate(others):  # each outbids all before: `first` falls out once
+            await house.bid_in_session(person, offer_id, Decimal(11 + n))
+        await asyncio.gather(*house._background)
+        async with house.engine.connect() as connection:
+            keys = (await connection.execute(sa.select(store.tasks.c.key))).scalars().all()
+        return first, others, offer_id, keys
+
+    first, others, offer_id, keys = houses(scenario)
+    emailed = sorted(k.split(":")[2] for k in keys if k.startswith(f"outbid:{offer_id}:"))
+    assert emailed == sorted([str(first.user_id), str(others[0].user_id)])

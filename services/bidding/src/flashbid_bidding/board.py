@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 from flashbid_bidding.schemas import BoardLine, LotState
 
 # Place or move a customer's entry; answers their 1-based rank, and the user pushed out of
-# the winning top N by this move (if any), who is told they were outbid.
+# the winning top N by this move (if any), who is told they were outbid. The change is
+# published to the event's channel in the same call.
 UPSERT = """
 local board, members, info = KEYS[1], KEYS[2], KEYS[3]
 local user, member, score, details, top = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
@@ -39,6 +40,9 @@ if rank < top and (before == nil or before >= top) and redis.call('ZCARD', board
     local out = redis.call('ZREVRANGE', board, top, top)[1]
     pushed = string.sub(out, string.find(out, ':') + 1)
 end
+local news = '{"type":"session","offer_id":"' .. ARGV[7] .. '"'
+if pushed ~= '' then news = news .. ',"outbid":"' .. pushed .. '"' end
+redis.call('PUBLISH', ARGV[6], news .. '}')
 return {rank + 1, pushed}
 """
 
@@ -69,12 +73,27 @@ class Board:
     # ----------------------------------------------------------------------- sessions
 
     async def upsert(
-        self, offer_id: UUID, user_id: UUID, member: str, score: float, details: str, top: int
+        self,
+        event_id: UUID,
+        offer_id: UUID,
+        user_id: UUID,
+        member: str,
+        score: float,
+        details: str,
+        top: int,
     ) -> tuple[int, str | None]:
         """(rank, pushed-out user); rank 0 if the board is not in Redis (rebuild it)."""
         rank, pushed = await self._upsert(
             keys=_session_keys(offer_id),
-            args=[str(user_id), f"{member}:{user_id}", score, details, top],
+            args=[
+                str(user_id),
+                f"{member}:{user_id}",
+                score,
+                details,
+                top,
+                channel(event_id),
+                str(offer_id),
+            ],
         )
         return int(rank), (pushed.decode() or None)
 

@@ -1,5 +1,6 @@
 """The use cases: joining, bidding on lots and in ranked sessions, settling, rebuilding."""
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -101,6 +102,8 @@ class AuctionHouse:
         self.require_verified, self.public_url = require_verified, public_url
         self.ranked = Batcher(self._write_ranked, key=lambda bid: (bid[0], bid[1]))
         self._sessions: dict[UUID, tuple[float, Any]] = {}
+        self._emailed: set[str] = set()  # outbid emails already asked for (a debounce)
+        self._background: set[asyncio.Task[None]] = set()
 
     async def bidder(self, principal: Principal) -> UserSummary:
         """The caller, if allowed to bid: verified (when required) and active."""
@@ -184,7 +187,7 @@ class AuctionHouse:
                     connection, user.id, key, fingerprint, msgspec.to_builtins(state)
                 )
             if placed.outbid:
-                await self._outbid_email(connection, placed.outbid, row, state)
+                await self._outbid_email(connection, placed.outbid, row, state.current_price)
         await self._announce(state, outbid=placed.outbid, extended=placed.extended)
         return state.seen_by(user.id)
 
@@ -227,19 +230,25 @@ class AuctionHouse:
         await self.board.publish(state.event_id, news)
 
     async def _outbid_email(
-        self, connection: AsyncConnection, user_id: UUID, row: Any, state: LotState
+        self, connection: AsyncConnection, user_id: UUID, row: Any, price: Decimal | None
     ) -> None:
-        bucket = int(time.time() // 600)
+        """At most one email per offer, bidder and ten minutes, sent a minute late."""
+        key = f"outbid:{row.id}:{user_id}:{int(time.time() // 600)}"
+        if key in self._emailed:
+            return
+        if len(self._emailed) > 100_000:
+            self._emailed.clear()
+        self._emailed.add(key)
         await store.add_task(
             connection,
-            f"outbid:{row.id}:{user_id}:{bucket}",
+            key,
             "notify",
             {
                 "user_id": str(user_id),
                 "template": "outbid",
                 "data": {
                     "title": row.title,
-                    "current_price": str(state.current_price),
+                    "current_price": str(price),
                     "currency": row.currency,
                     "link": f"{self.public_url}/#/events/{row.event_id}",
                 },
@@ -285,19 +294,26 @@ class AuctionHouse:
                 domain.check_session_bid(price, row.upset_price, current)
             return await self.standing(offer_id, user.id)  # the same bid again: nothing moves
         details = f"{price}|{user.display_name}"
-        move = (offer_id, user.id, domain.tie_order(now), value, details, row.inventory)
-        rank, pushed = await self.board.upsert(*move)
+        move = (row.event_id, offer_id, user.id, domain.tie_order(now), value, details)
+        rank, pushed = await self.board.upsert(*move, row.inventory)
         if rank == 0:  # Redis lost the board: rebuilt from PostgreSQL, which has this bid
             await self.rebuild_board(offer_id)
-            rank, pushed = await self.board.upsert(*move)
-        news: dict[str, Any] = {"type": "session", "offer_id": str(offer_id)}
-        if pushed:
-            news["outbid"] = pushed
-        await self.board.publish(row.event_id, news)
+            rank, pushed = await self.board.upsert(*move, row.inventory)
+        if pushed:  # fell out of the winning ranks: told by email too, off the bid's path
+            task = asyncio.create_task(self._email_outbid(UUID(pushed), row, price))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return Standing(
             offer_id=offer_id, price=str(price), score=value, rank=rank,
             winning=rank <= row.inventory, inventory=row.inventory,
         )  # fmt: skip
+
+    async def _email_outbid(self, user_id: UUID, row: Any, price: Decimal) -> None:
+        try:
+            async with self.engine.begin() as connection:
+                await self._outbid_email(connection, user_id, row, price)
+        except Exception:
+            log.exception("outbid email for %s not queued", user_id)
 
     async def _write_ranked(self, bids: list[tuple]) -> list[tuple[bool, Decimal | None]]:
         async with self.engine.begin() as connection:
