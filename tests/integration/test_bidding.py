@@ -228,7 +228,7 @@ def test_a_bidder_pushed_out_of_the_winning_ranks_is_emailed_once(houses) -> Non
         await house.bid_in_session(first, offer_id, Decimal("10.00"))
         for n, person in enumerate(others):  # each outbids all before: `first` falls out once
             await house.bid_in_session(person, offer_id, Decimal(11 + n))
-        await asyncio.gather(*house._background)
+        await house.flush_emails()
         async with house.engine.connect() as connection:
             keys = (await connection.execute(sa.select(store.tasks.c.key))).scalars().all()
         return first, others, offer_id, keys

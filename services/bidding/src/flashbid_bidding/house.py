@@ -1,6 +1,5 @@
 """The use cases: joining, bidding on lots and in ranked sessions, settling, rebuilding."""
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -103,7 +102,7 @@ class AuctionHouse:
         self.ranked = Batcher(self._write_ranked, key=lambda bid: (bid[0], bid[1]))
         self._sessions: dict[UUID, tuple[float, Any]] = {}
         self._emailed: set[str] = set()  # outbid emails already asked for (a debounce)
-        self._background: set[asyncio.Task[None]] = set()
+        self._emails: dict[str, dict] = {}  # outbid emails not yet written
 
     async def bidder(self, principal: Principal) -> UserSummary:
         """The caller, if allowed to bid: verified (when required) and active."""
@@ -187,7 +186,7 @@ class AuctionHouse:
                     connection, user.id, key, fingerprint, msgspec.to_builtins(state)
                 )
             if placed.outbid:
-                await self._outbid_email(connection, placed.outbid, row, state.current_price)
+                self._outbid_email(placed.outbid, row, state.current_price)
         await self._announce(state, outbid=placed.outbid, extended=placed.extended)
         return state.seen_by(user.id)
 
@@ -229,32 +228,33 @@ class AuctionHouse:
             news["extended"] = state.ends_at.isoformat()
         await self.board.publish(state.event_id, news)
 
-    async def _outbid_email(
-        self, connection: AsyncConnection, user_id: UUID, row: Any, price: Decimal | None
-    ) -> None:
-        """At most one email per offer, bidder and ten minutes, sent a minute late."""
+    def _outbid_email(self, user_id: UUID, row: Any, price: Decimal | None) -> None:
+        """At most one email per offer, bidder and ten minutes, sent a minute late: queued
+        here and written by `flush_emails` in one statement a second (a ranked storm pushes
+        someone out of the winning ranks on nearly every bid)."""
         key = f"outbid:{row.id}:{user_id}:{int(time.time() // 600)}"
         if key in self._emailed:
             return
         if len(self._emailed) > 100_000:
             self._emailed.clear()
         self._emailed.add(key)
-        await store.add_task(
-            connection,
-            key,
-            "notify",
-            {
-                "user_id": str(user_id),
-                "template": "outbid",
-                "data": {
-                    "title": row.title,
-                    "current_price": str(price),
-                    "currency": row.currency,
-                    "link": f"{self.public_url}/#/events/{row.event_id}",
-                },
+        self._emails[key] = {
+            "user_id": str(user_id),
+            "template": "outbid",
+            "data": {
+                "title": row.title,
+                "current_price": str(price),
+                "currency": row.currency,
+                "link": f"{self.public_url}/#/events/{row.event_id}",
             },
-            delay=OUTBID_EMAIL_DELAY,
-        )
+        }
+
+    async def flush_emails(self) -> int:
+        emails, self._emails = self._emails, {}
+        if emails:
+            async with self.engine.begin() as connection:
+                await store.add_tasks(connection, "notify", emails, delay=OUTBID_EMAIL_DELAY)
+        return 0
 
     # ----------------------------------------------------------------------- sessions
 
@@ -299,21 +299,12 @@ class AuctionHouse:
         if rank == 0:  # Redis lost the board: rebuilt from PostgreSQL, which has this bid
             await self.rebuild_board(offer_id)
             rank, pushed = await self.board.upsert(*move, row.inventory)
-        if pushed:  # fell out of the winning ranks: told by email too, off the bid's path
-            task = asyncio.create_task(self._email_outbid(UUID(pushed), row, price))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if pushed:  # fell out of the winning ranks: told by email too
+            self._outbid_email(UUID(pushed), row, price)
         return Standing(
             offer_id=offer_id, price=str(price), score=value, rank=rank,
             winning=rank <= row.inventory, inventory=row.inventory,
         )  # fmt: skip
-
-    async def _email_outbid(self, user_id: UUID, row: Any, price: Decimal) -> None:
-        try:
-            async with self.engine.begin() as connection:
-                await self._outbid_email(connection, user_id, row, price)
-        except Exception:
-            log.exception("outbid email for %s not queued", user_id)
 
     async def _write_ranked(self, bids: list[tuple]) -> list[tuple[bool, Decimal | None]]:
         async with self.engine.begin() as connection:

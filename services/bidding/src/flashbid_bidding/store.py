@@ -613,6 +613,20 @@ async def add_task(
     )
 
 
+async def add_tasks(
+    connection: AsyncConnection, kind: str, payloads: dict[str, dict], delay: float = 0
+) -> None:
+    """Many tasks in one statement, each once per key."""
+    due = sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, delay)
+    await connection.execute(
+        insert(tasks)
+        .values(
+            [{"key": k, "kind": kind, "payload": v, "due_at": due} for k, v in payloads.items()]
+        )
+        .on_conflict_do_nothing(index_elements=[tasks.c.key])
+    )
+
+
 CLAIM_TASKS = sa.text("""
 UPDATE tasks SET due_at = now() + interval '30 seconds', attempts = attempts + 1
 WHERE id IN (

@@ -102,6 +102,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
             asyncio.create_task(every(0.25, house.settle_due)),
             asyncio.create_task(every(1.0, lambda: perform_tasks(house, peers))),
             asyncio.create_task(every(5.0, lambda: remind(house))),
+            asyncio.create_task(every(1.0, house.flush_emails)),
             asyncio.create_task(
                 every(settings.reconcile_interval, lambda: reconcile(house, peers))
             ),
@@ -111,3 +112,4 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await house.ranked.close()
+        await house.flush_emails()
