@@ -128,7 +128,7 @@ async def add_key(connection: AsyncConnection, secret: str) -> SigningKey:
             algorithm=key.algorithm,
             sealed_private_key=seal(secret, key),
             public_jwk=key.public_jwk(),
-            created_at=sa.func.clocktimestamp(),
+            created_at=sa.func.clock_timestamp(),
         )
     )
     return key

@@ -88,7 +88,7 @@ lot_bids = sa.Table(
     sa.Column("bidder_name", sa.Text, nullable=False),
     sa.Column("amount", Money, nullable=False),
     sa.Column("automatic", sa.Boolean, nullable=False),
-    timestamp("placed_at", nullable=False, server_default=sa.func.clocktimestamp()),
+    timestamp("placed_at", nullable=False, server_default=sa.func.clock_timestamp()),
 )
 
 # A customer's one bid per ranked session (raised, never lowered), and every change to it.

@@ -87,7 +87,7 @@ transitions = sa.Table(
     sa.Column("event_id", sa.Uuid, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
     sa.Column("from_status", sa.Text, nullable=False),
     sa.Column("to_status", sa.Text, nullable=False),
-    timestamp("at", nullable=False, server_default=sa.func.clocktimestamp()),
+    timestamp("at", nullable=False, server_default=sa.func.clock_timestamp()),
     timestamp("due_at"),  # when the scheduler should have made it: `at - due_at` is the lag
     sa.Column("actor", sa.Text, nullable=False),
 )
