@@ -16,11 +16,13 @@ import argparse
 import sys
 
 import flash_sale
+import ranked_storm
+import watchers
 from harness import BenchError, machine, write_results
 
 import stack
 
-SCENARIOS = {"flash-sale": flash_sale}
+SCENARIOS = {"flash-sale": flash_sale, "ranked-storm": ranked_storm, "watchers": watchers}
 
 
 def main() -> None:

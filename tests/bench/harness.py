@@ -106,6 +106,61 @@ class Gateway:
         self.admin("POST", f"/api/catalog/admin/events/{event['id']}/publish")
         return self.admin("POST", f"/api/catalog/admin/events/{event['id']}/open")
 
+    def create_ranked(self, inventory: int, title: str = "") -> dict:
+        """A live ranked session of one new item (upset price 50.00, `inventory` units, the
+        `weight` formula), that bidding knows about when this returns; the event as catalog
+        answers it."""
+        item = self.admin(
+            "POST",
+            "/api/catalog/admin/items",
+            {"name": f"Bench item {uuid.uuid4().hex[:8]}", "category": "bench"},
+            expect=201,
+        )
+        now = datetime.now(UTC)
+        event = self.admin(
+            "POST",
+            "/api/catalog/admin/events",
+            {
+                "kind": "ranked",
+                "title": title or f"Bench ranked session {uuid.uuid4().hex[:8]}",
+                "starts_at": (now + timedelta(minutes=1)).isoformat(),
+                "ends_at": (now + timedelta(hours=2)).isoformat(),
+                "offers": [{"item_id": item["id"], "upset_price": "50.00", "inventory": inventory}],
+                "scoring": {"formula": "weight", "alpha": 1.0, "beta": 10.0, "gamma": 1.0},
+            },
+            expect=201,
+        )
+        path = f"/api/catalog/admin/events/{event['id']}"
+        self.admin("POST", f"{path}/publish")
+        opened = self.admin("POST", f"{path}/open")
+        wait_for(
+            f"bidding knowing event {event['id']}",
+            lambda: self.admin("GET", path)["synced_version"] >= opened["version"],
+        )
+        return opened
+
+    def results(self, event_id: str, timeout: float = 60) -> dict:
+        """Bidding's results of an event once settled (read from PostgreSQL)."""
+        found: dict = {}
+
+        def settled() -> bool:
+            found.update(self.request("GET", f"/api/bidding/events/{event_id}/results"))
+            return bool(found.get("settled"))
+
+        wait_for(f"event {event_id} settled", settled, timeout)
+        return found
+
+    def figures(self, event_id: str) -> dict | None:
+        """The admin dashboard's figures of a live or recent event (bidding's count of the bids
+        and of the bidders in PostgreSQL), None when they are not available."""
+        for _ in range(10):
+            board = self.admin("GET", "/api/catalog/admin/dashboard")
+            for event in board["events"]:
+                if event["id"] == event_id and event["figures_available"]:
+                    return event["figures"]
+            time.sleep(0.5)
+        return None
+
     def stock(self, event_id: str) -> list[dict] | None:
         """Purchase's stock lines of an event, or None while it does not know the event."""
         response = self.http.get(
@@ -123,12 +178,16 @@ class Gateway:
 
         return wait_for(f"purchase selling event {event_id}", on_sale)
 
-    def close_event(self, event_id: str) -> None:
+    def close_event(self, event_id: str, action: str = "close") -> None:
         """Best effort: a bench event that stays live would only cost the next runs a little."""
         try:
-            self.admin("POST", f"/api/catalog/admin/events/{event_id}/close")
+            self.admin("POST", f"/api/catalog/admin/events/{event_id}/{action}")
         except (BenchError, httpx.HTTPError):
             pass
+
+    def cancel_event(self, event_id: str) -> None:
+        """Best effort, as close_event; a cancelled event is not settled."""
+        self.close_event(event_id, "cancel")
 
 
 class GatewayLog:
@@ -289,6 +348,35 @@ def wait_for_quiet(patience: float, busy_cores: float = 0.3) -> float:
             said = True
 
 
+def wait_for_idle_stack(
+    profile: stack.Profile, patience: float, busy_cores: float = 0.5, seconds: int = 5
+) -> float:
+    """Wait up to `patience` seconds until the bench stack's own servers have kept less than
+    `busy_cores` busy on average over the last `seconds` seconds: their background work (an
+    earlier run's settlement, emails to the bidders of a closed session, emails sent a minute
+    late) would skew the figures, and `wait_for_quiet` alone does not tell it from a
+    neighbour's noise. An average, because some background work comes in bursts every few
+    seconds and never ends (bidding's reminders). The last window's busy cores; the caller goes
+    on either way."""
+    meter = CpuMeter(profile)
+    deadline = time.monotonic() + patience
+    said, window = False, []
+    while True:
+        meter.start()
+        time.sleep(1)
+        used = meter.stop()
+        window = [
+            *window[-(seconds - 1) :],
+            sum(v for name, v in used.items() if name not in ("elsewhere", "load generator")),
+        ]
+        busy = sum(window) / len(window)
+        if (len(window) == seconds and busy < busy_cores) or time.monotonic() > deadline:
+            return busy
+        if not said and window[-1] >= busy_cores:
+            print(f"   the stack is busy ({window[-1]:.0%} of a core): waiting", flush=True)
+            said = True
+
+
 def client_address(n: int) -> str:
     """Buyer n's address, 10.0.0.0 + n, as orders.lua makes it."""
     return str(ipaddress.IPv4Address("10.0.0.0") + n)
@@ -300,6 +388,20 @@ def percentile(values: list[float], p: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def revision() -> dict:
+    """The code measured: the commit, and whether services/ or shared/ differ from it (others
+    work on them while the bench runs; the stack runs what was on disk when it started)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=stack.ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "services_changed": bool(git("status", "--porcelain", "services", "shared")),
+    }
 
 
 def machine() -> dict:

@@ -1,0 +1,662 @@
+"""Scenario `watchers`: 2,000 WebSocket watchers of one ranked session while bids arrive at 500/s.
+
+For each count of bidding replicas (1 by default): a new live ranked session; 2,000 watchers
+connect to `/ws/bidding/events/{id}` through the gateway, each with a token and a client address
+of its own, spread over a few processes (the `websockets` client costs CPU on this machine);
+then a driver (asyncio, httpx, a pool of bidders with addresses of their own) places 500 bids a
+second for 20 s at strictly increasing prices, so that each accepted bid is the new top of the
+leaderboard, and notes when each was sent and when its 201 came back. Each watcher notes when
+each leaderboard arrives and its top price. Then the final leaderboard is read over HTTP and
+every watcher must end on it.
+
+The delay of a bid for a watcher is the arrival of the first leaderboard whose top price is at
+least the bid's (the bid, or a newer state), minus the bid's acceptance (the driver's 201).
+Pushes are coalesced (at most ten a second per watcher, always the latest state) and 500 bids a
+second each become the new top, so most bids are superseded before a push lists them: they count
+as seen when a newer state is, which is what a watcher of the latest state experiences. It is
+computed for every (watcher, accepted bid); beside it, the same from the bid's sending, and the
+delay of the bids a watcher's leaderboards did list (newly listed prices only).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import multiprocessing
+import os
+import resource
+import time
+from array import array
+from collections import Counter
+from typing import Any
+
+import httpx
+import msgspec
+from harness import (
+    CpuMeter,
+    Gateway,
+    bench_users,
+    client_address,
+    percentile,
+    revision,
+    table,
+    wait_for_idle_stack,
+    wait_for_quiet,
+)
+
+import stack
+
+TARGET_P99_MS = 250  # acceptance to a watcher seeing it
+WATCHER_ADDRESSES = 1 << 22  # watchers' client addresses follow the bidders' (10.64.0.0 on)
+CONNECTING = 64  # connections opened at once per watcher process
+UPSET_CENTS = 5000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--watchers", type=int, default=2_000, help="WebSocket watchers (2000)")
+    parser.add_argument("--rate", type=float, default=500, help="bids per second (500)")
+    parser.add_argument("--duration", type=float, default=20, help="seconds of bidding (20)")
+    parser.add_argument(
+        "--bidders",
+        type=int,
+        default=250,
+        help="bidders taking turns (250: 2 bids/s each, under the gateway's 5 r/s per address)",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=2, help="processes the watchers are spread over (2)"
+    )
+    parser.add_argument("--replicas", default="1,2", help="bidding replicas, one run each (1,2)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5,
+        help="seconds the watchers are given, after the last bid, to reach the final state (5)",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=240,
+        help="seconds to wait, at most, for the stack's own background work to end before each "
+        "run (240: after `ranked-storm`, the emails to its 5,000 bidders take a minute or more)",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60,
+        help="seconds to wait, at most, for an idle machine before each run (60)",
+    )
+
+
+def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
+    gateway = Gateway(profile)
+    code = revision()
+    started = time.monotonic()
+    tokens = bench_users(profile, args.bidders + args.watchers)
+    users_seconds = time.monotonic() - started
+    runs = []
+    for replicas in [int(n) for n in args.replicas.split(",")]:
+        print(f"\n-- {replicas} bidding replica(s)", flush=True)
+        stack.set_replicas(profile, "bidding", replicas)
+        result = watch(gateway, profile, args, tokens, replicas)
+        runs.append({"replicas": replicas, "watch": result})
+    passed = all(run["watch"]["correct"] for run in runs)
+    report(runs)
+    document = {
+        "parameters": {
+            "watchers": args.watchers,
+            "rate": args.rate,
+            "duration_s": args.duration,
+            "bidders": args.bidders,
+            "processes": args.processes,
+            "settle_s": args.settle,
+            "wait_quiet_s": args.wait_quiet,
+            "wait_idle_s": args.wait_idle,
+        },
+        "targets": {"delay_p99_ms": TARGET_P99_MS},
+        "code": code,
+        "bench_users_seconds": round(users_seconds, 2),
+        "runs": runs,
+        "passed": passed,
+    }
+    return document, passed
+
+
+def money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def cents_of(price: str) -> int:
+    units, _, hundredths = price.partition(".")
+    return int(units) * 100 + int(hundredths.ljust(2, "0")[:2])
+
+
+# --------------------------------------------------------------------------------- a run
+
+
+def watch(
+    gateway: Gateway,
+    profile: stack.Profile,
+    args: argparse.Namespace,
+    tokens: list[str],
+    replicas: int,
+) -> dict[str, Any]:
+    event = gateway.create_ranked(100, title=f"Bench watchers, {replicas} replica(s)")
+    event_id, offer_id = event["id"], event["offers"][0]["id"]
+    url = profile.gateway.replace("http://", "ws://") + f"/ws/bidding/events/{event_id}"
+    watcher_tokens = tokens[args.bidders : args.bidders + args.watchers]
+    stack_busy_before = wait_for_idle_stack(profile, args.wait_idle)
+    print(f"   {args.watchers:,} watchers connecting ({args.processes} processes)", flush=True)
+    connect_started = time.monotonic()
+    crowd = Crowd(url, watcher_tokens, args.processes)
+    ready = crowd.ready()
+    connect_seconds = time.monotonic() - connect_started
+    busy_before = wait_for_quiet(args.wait_quiet)
+    print(
+        f"   {ready['connected']:,} connected in {connect_seconds:.1f}s; "
+        f"{args.rate:g} bids/s for {args.duration:g}s ({args.bidders} bidders)",
+        flush=True,
+    )
+    meter = CpuMeter(profile)
+    meter.start()
+    crowd.mark()
+    metered = time.monotonic()
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        bids = runner.run(
+            drive(profile.gateway, tokens[: args.bidders], offer_id, args.rate, args.duration)
+        )
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = meter.stop()  # the watchers' processes show as `elsewhere` (not waited for yet)
+    metered = time.monotonic() - metered
+    accepted = sorted((b[0], b[1], b[2]) for b in bids if b[3] == 201)
+    final = gateway.request("GET", f"/api/bidding/sessions/{offer_id}/leaderboard?limit=10")
+    final_board = [(line["rank"], line["display_name"], line["price"]) for line in final]
+    seen = crowd.finish(final_board, accepted, args.settle)
+    # cancelled, not closed: settling it would make orders for 100 winners and email every
+    # bidder, work that would only weigh on the next run
+    gateway.cancel_event(event_id)
+
+    statuses = Counter(b[3] for b in bids)
+    first_send = min((b[1] for b in bids), default=0.0)
+    last_answer = max((b[2] for b in bids), default=0.0)
+    bid_ms = [(b[2] - b[1]) * 1000 for b in bids if b[3] == 201]
+    figures = {
+        "event_id": event_id,
+        "offer_id": offer_id,
+        "watchers": args.watchers,
+        "processes": args.processes,
+        "connected": ready["connected"],
+        "connect_failures": ready["failures"],
+        "connect_seconds": round(connect_seconds, 2),
+        "connect_ms": ready["connect_ms"],
+        "bids_sent": len(bids),
+        "bids_accepted": len(accepted),
+        "bid_statuses": {str(k): v for k, v in sorted(statuses.items(), key=str)},
+        "bids_per_second": round(len(accepted) / max(1e-9, last_answer - first_send), 1),
+        "bid_ms": {
+            "p50": round(percentile(bid_ms, 50), 1),
+            "p99": round(percentile(bid_ms, 99), 1),
+        },
+        "final_top_price": final[0]["price"] if final else None,
+        "last_accepted_price": money(accepted[-1][0]) if accepted else None,
+        **seen,
+        "busy_cores_before": round(busy_before, 2),
+        "stack_busy_cores_before": round(stack_busy_before, 2),
+        "driver_cpu_seconds": round(
+            cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime, 2
+        ),
+        "seconds": round(last_answer - first_send, 2),
+        "metered_seconds": round(metered, 2),
+        "cpu_seconds": cpu,
+    }
+    checks = {
+        "every watcher connected": ready["connected"] == args.watchers,
+        "every bid accepted": len(accepted) == len(bids),
+        "final leaderboard tops at the last bid": bool(accepted)
+        and bool(final)
+        and cents_of(final[0]["price"]) == accepted[-1][0],
+        "every watcher ends on the final state": seen["on_final_state"] == args.watchers,
+        "no watcher dropped": seen["dropped"] == 0,
+    }
+    targets = {
+        f"delay p99 < {TARGET_P99_MS} ms": seen["delay_ms"]["p99"] < TARGET_P99_MS,
+        f"{args.rate:g} bids/s": figures["bids_per_second"] >= 0.95 * args.rate,
+    }
+    return {**figures, "checks": checks, "targets": targets, "correct": all(checks.values())}
+
+
+def event_loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def hist_percentile(histogram: dict[int, int], p: float) -> float:
+    """Nearest-rank percentile of a histogram of whole milliseconds."""
+    total = sum(histogram.values())
+    if not total:
+        return 0.0
+    rank, running = max(1, -(-total * p // 100)), 0
+    for value in sorted(histogram):
+        running += histogram[value]
+        if running >= rank:
+            return float(value)
+    return float(max(histogram))
+
+
+def summary(histogram: dict[int, int]) -> dict[str, float]:
+    return {
+        "count": sum(histogram.values()),
+        "p50": hist_percentile(histogram, 50),
+        "p90": hist_percentile(histogram, 90),
+        "p99": hist_percentile(histogram, 99),
+        "max": float(max(histogram, default=0)),
+        "negative": sum(n for ms, n in histogram.items() if ms < 0),
+    }
+
+
+# ------------------------------------------------------------------------------ the driver
+
+
+async def drive(
+    gateway: str, tokens: list[str], offer_id: str, rate: float, duration: float
+) -> list[tuple[int, float, float, int]]:
+    """Bid j goes out at start + j/rate from bidder j mod len(tokens), each bidder one bid at a
+    time on a keep-alive connection of their own; prices are given out in sending order, so
+    they rise for each bidder and overall. (price in cents, sent, answered, status) per bid,
+    status 0 for no answer; times are time.monotonic()."""
+    total = int(rate * duration)
+    prices = itertools.count(UPSET_CENTS + 100)
+    address = httpx.URL(gateway)
+    done: list[tuple[int, float, float, int]] = []
+    start = time.monotonic() + 0.2
+
+    async def bidder(n: int, token: str) -> None:
+        head = (
+            f"POST /api/bidding/sessions/{offer_id}/bids HTTP/1.1\r\n"
+            f"Host: {address.host}:{address.port}\r\n"
+            f"Authorization: Bearer {token}\r\n"
+            f"X-Forwarded-For: {client_address(n)}\r\n"
+            "Content-Type: application/json\r\n"
+        )
+        connection = Http(address.host, address.port or 80)
+        try:
+            for j in range(n, total, len(tokens)):
+                wait = start + j / rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                cents = next(prices)
+                body = f'{{"price":"{money(cents)}"}}'
+                request = f"{head}Content-Length: {len(body)}\r\n\r\n{body}".encode()
+                sent = time.monotonic()
+                status = await connection.exchange(request)
+                done.append((cents, sent, time.monotonic(), status))
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(bidder(n, token) for n, token in enumerate(tokens)))
+    return done
+
+
+class Http:
+    """The least HTTP/1.1 client: one keep-alive connection, one request at a time, answers
+    with a Content-Length (nginx's are). httpx costs milliseconds of CPU per request once a few
+    hundred wait on one pool, which made the driver, not the platform, the bottleneck."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, request: bytes) -> int:
+        """The answer's status, 0 for none (the connection is then opened again next time)."""
+        try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            self.writer.write(request)
+            head = (await self.reader.readuntil(b"\r\n\r\n")).lower()
+            length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            await self.reader.readexactly(length)
+            if b"connection: close" in head:
+                self.close()
+            return int(head[9:12])
+        except (OSError, EOFError, IndexError, ValueError, asyncio.IncompleteReadError):
+            self.close()
+            return 0
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+# ----------------------------------------------------------------------------- the crowd
+
+
+class Crowd:
+    """The watchers, spread over processes (forked: the bench's __main__ cannot be imported
+    again), each an asyncio loop of `websockets` clients; they talk to the bench over pipes."""
+
+    def __init__(self, url: str, tokens: list[str], processes: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.pipes, self.processes = [], []
+        for p in range(processes):
+            mine = [(w, t) for w, t in enumerate(tokens) if w % processes == p]
+            ours, theirs = context.Pipe()
+            process = context.Process(target=crowd_main, args=(theirs, url, mine), daemon=True)
+            process.start()
+            theirs.close()
+            self.pipes.append(ours)
+            self.processes.append(process)
+
+    def ready(self) -> dict[str, Any]:
+        """Once each process has every watcher connected (or failed) and on the first state."""
+        reports = [pipe.recv() for pipe in self.pipes]
+        connect_ms = [ms for r in reports for ms in r["connect_ms"]]
+        return {
+            "connected": sum(r["connected"] for r in reports),
+            "failures": dict(sum((Counter(r["failures"]) for r in reports), Counter())),
+            "connect_ms": {
+                "p50": round(percentile(connect_ms, 50)),
+                "p99": round(percentile(connect_ms, 99)),
+            },
+        }
+
+    def mark(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(("mark",))
+
+    def finish(
+        self, final: list[tuple], accepted: list[tuple[int, float, float]], settle: float
+    ) -> dict[str, Any]:
+        for pipe in self.pipes:
+            pipe.send(("finish", final, accepted, settle))
+        reports = [pipe.recv() for pipe in self.pipes]
+        for process in self.processes:
+            process.join(30)
+
+        def merged(key: str) -> dict[int, int]:
+            total: Counter[int] = Counter()
+            for r in reports:
+                total.update(r[key])
+            return dict(total)
+
+        converged = [ms for r in reports for ms in r["converged_ms"]]
+        lags = [ms for r in reports for ms in r["lag_ms"]]
+        return {
+            "on_final_state": sum(r["on_final"] for r in reports),
+            "dropped": sum(r["dropped"] for r in reports),
+            "drop_reasons": dict(sum((Counter(r["drop_reasons"]) for r in reports), Counter())),
+            "messages": dict(sum((Counter(r["messages"]) for r in reports), Counter())),
+            "boards_per_watcher_per_second": round(
+                sum(r["boards"] for r in reports)
+                / max(1, sum(r["watchers"] for r in reports))
+                / max(1e-9, max(r["window_s"] for r in reports)),
+                2,
+            ),
+            "bids_never_seen": sum(r["never_seen"] for r in reports),
+            "delay_ms": summary(merged("delay")),
+            "delay_from_send_ms": summary(merged("delay_from_send")),
+            "listed_delay_ms": summary(merged("listed_delay")),
+            "final_state_after_last_bid_ms": {
+                "p50": round(percentile(converged, 50)),
+                "p99": round(percentile(converged, 99)),
+                "max": round(max(converged, default=0)),
+            },
+            "watcher_cpu_seconds": round(sum(r["cpu_seconds"] for r in reports), 2),
+            "watcher_cpu_seconds_by_process": [round(r["cpu_seconds"], 2) for r in reports],
+            "watcher_loop_lag_ms": {
+                "p50": round(percentile(lags, 50), 1),
+                "p99": round(percentile(lags, 99), 1),
+                "max": round(max(lags, default=0.0), 1),
+            },
+        }
+
+
+class Watcher:
+    """One socket's record: when each leaderboard came and its top price; prices newly listed."""
+
+    __slots__ = ("arrivals", "board", "closed", "listed", "listed_at", "top", "tops")
+
+    def __init__(self) -> None:
+        self.arrivals, self.tops = array("d"), array("q")
+        self.listed, self.listed_at = array("q"), array("d")
+        self.board: list[tuple] = []
+        self.top = 0
+        self.closed: str | None = None
+
+    def saw(self, at: float, leaderboard: list[dict]) -> None:
+        self.board = [(line["rank"], line["display_name"], line["price"]) for line in leaderboard]
+        prices = [cents_of(line["price"]) for line in leaderboard]
+        top = max(prices, default=0)
+        for price in prices:
+            if price > self.top:
+                self.listed.append(price)
+                self.listed_at.append(at)
+        if top > self.top or not self.arrivals:  # the first: the state on connect
+            self.top = max(top, self.top)
+            self.arrivals.append(at)
+            self.tops.append(top)
+
+
+def crowd_main(pipe, url: str, mine: list[tuple[int, str]]) -> None:
+    loop_factory = event_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(crowd(pipe, url, mine))
+
+
+async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
+    from websockets.asyncio.client import connect
+
+    loop = asyncio.get_running_loop()
+    decode = msgspec.json.Decoder().decode
+    watchers: dict[int, Watcher] = {}
+    messages: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    connect_ms: list[float] = []
+    gate = asyncio.Semaphore(CONNECTING)
+    lags: list[float] = []
+
+    async def one(w: int, token: str, first: asyncio.Future) -> None:
+        headers = {"X-Forwarded-For": client_address(WATCHER_ADDRESSES + w)}
+        try:
+            async with gate:
+                began = time.monotonic()
+                socket = await connect(
+                    f"{url}?token={token}",
+                    additional_headers=headers,
+                    compression=None,
+                    proxy=None,
+                    ping_interval=None,
+                    open_timeout=60,
+                    max_queue=None,
+                )
+        except Exception as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", "")
+            failures[f"{type(exc).__name__} {status}".strip()] += 1
+            first.set_result(False)
+            return
+        watcher = watchers[w] = Watcher()
+        try:
+            async for raw in socket:
+                at = time.monotonic()
+                message = decode(raw)
+                kind = message.get("type")
+                messages[kind] += 1
+                if kind == "state":
+                    watcher.saw(at, message["sessions"][0]["leaderboard"])
+                    if not first.done():
+                        connect_ms.append((at - began) * 1000)
+                        first.set_result(True)
+                elif kind == "bid" and "leaderboard" in message:
+                    watcher.saw(at, message["leaderboard"])
+        except asyncio.CancelledError:
+            await socket.close()
+            raise
+        except Exception as exc:
+            watcher.closed = type(exc).__name__
+        else:
+            watcher.closed = f"closed {socket.close_code}"
+        finally:
+            if not first.done():
+                first.set_result(False)
+
+    async def watch_lag() -> None:
+        """How late this process's event loop wakes up: the watchers' own queueing."""
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.05)
+            lags.append((time.monotonic() - before - 0.05) * 1000)
+
+    firsts = [loop.create_future() for _ in mine]
+    tasks = [asyncio.create_task(one(w, t, f)) for (w, t), f in zip(mine, firsts, strict=True)]
+    connected = sum(await asyncio.gather(*firsts))
+    pipe.send({"connected": connected, "failures": dict(failures), "connect_ms": connect_ms})
+    await loop.run_in_executor(None, pipe.recv)  # ("mark",): the bids begin
+    lag_task = asyncio.create_task(watch_lag())
+    marked, cpu_before = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+    _, final, accepted, settle = await loop.run_in_executor(None, pipe.recv)
+    converged = await settle_on(watchers, final, accepted, settle)
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    window = time.monotonic() - marked
+    lag_task.cancel()
+    for task in tasks:
+        task.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    pipe.send(
+        {
+            "watchers": len(watchers),
+            "on_final": sum(1 for w in watchers.values() if w.board == final),
+            "converged_ms": converged,
+            "dropped": sum(1 for w in watchers.values() if w.closed) + (len(mine) - connected),
+            "drop_reasons": dict(Counter(w.closed for w in watchers.values() if w.closed)),
+            "messages": dict(messages),
+            "boards": sum(len(w.arrivals) for w in watchers.values()),
+            "window_s": window,
+            "cpu_seconds": cpu_after.ru_utime
+            + cpu_after.ru_stime
+            - cpu_before.ru_utime
+            - cpu_before.ru_stime,
+            "lag_ms": lags,
+            **delays(watchers, accepted),
+        }
+    )
+    os._exit(0)  # the sockets' closing is the server's business now
+
+
+async def settle_on(
+    watchers: dict[int, "Watcher"], final: list[tuple], accepted: list[tuple], settle: float
+) -> list[float]:
+    """Wait up to `settle` seconds for every watcher to show the final leaderboard; for each
+    watcher that does, the milliseconds from the last bid's 201 to the board that showed it."""
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline:
+        if all(w.board == final for w in watchers.values()):
+            break
+        await asyncio.sleep(0.05)
+    last = accepted[-1][2] if accepted else 0.0
+    top = accepted[-1][0] if accepted else 0
+    return [
+        (w.arrivals[-1] - last) * 1000
+        for w in watchers.values()
+        if w.board == final and w.tops and w.tops[-1] == top
+    ]
+
+
+def delays(watchers: dict[int, Watcher], accepted: list[tuple[int, float, float]]) -> dict:
+    """Histograms (whole milliseconds) of the delay of every accepted bid for every watcher:
+    from its 201, and from its sending, to the first leaderboard whose top is at least its
+    price; and of the newly listed prices, from their 201 to the board that listed them."""
+    delay: Counter[int] = Counter()
+    from_send: Counter[int] = Counter()
+    listed: Counter[int] = Counter()
+    never = 0
+    answered_at = {price: answered for price, _, answered in accepted}
+    for watcher in watchers.values():
+        j = 0
+        # bids below the top of the first state seen (none: the bids start after) are skipped
+        while j < len(accepted) and watcher.tops and accepted[j][0] <= watcher.tops[0]:
+            j += 1
+        for at, top in zip(watcher.arrivals[1:], watcher.tops[1:], strict=True):
+            while j < len(accepted) and accepted[j][0] <= top:
+                price, sent, answered = accepted[j]
+                delay[round((at - answered) * 1000)] += 1
+                from_send[round((at - sent) * 1000)] += 1
+                j += 1
+        never += len(accepted) - j
+        for price, at in zip(watcher.listed, watcher.listed_at, strict=True):
+            if price in answered_at:
+                listed[round((at - answered_at[price]) * 1000)] += 1
+    return {
+        "delay": dict(delay),
+        "delay_from_send": dict(from_send),
+        "listed_delay": dict(listed),
+        "never_seen": never,
+    }
+
+
+# ------------------------------------------------------------------------------ the report
+
+
+def report(runs: list[dict]) -> None:
+    print()
+    print(
+        table(
+            [
+                "watchers",
+                "replicas",
+                "connected",
+                "bids/s",
+                "bid p99 ms",
+                "delay p50",
+                "delay p99",
+                "from send p99",
+                "listed p99",
+                "on final state",
+                "dropped",
+            ],
+            [
+                [
+                    "ranked session",
+                    run["replicas"],
+                    w["connected"],
+                    w["bids_per_second"],
+                    w["bid_ms"]["p99"],
+                    w["delay_ms"]["p50"],
+                    w["delay_ms"]["p99"],
+                    w["delay_from_send_ms"]["p99"],
+                    w["listed_delay_ms"]["p99"],
+                    w["on_final_state"],
+                    w["dropped"],
+                ]
+                for run in runs
+                for w in [run["watch"]]
+            ],
+        )
+    )
+    print()
+    for run in runs:
+        w = run["watch"]
+        failed = [name for name, ok in w["checks"].items() if not ok]
+        missed = [name for name, ok in w["targets"].items() if not ok]
+        verdict = "correct" if not failed else "WRONG: " + ", ".join(failed)
+        targets = "targets met" if not missed else "targets missed: " + ", ".join(missed)
+        print(f"{run['replicas']} replica(s): {verdict}; {targets}")
+        print(
+            f"   {w['delay_ms']['count']:,} (watcher, bid) pairs; messages {w['messages']}; "
+            f"{w['boards_per_watcher_per_second']} new boards per watcher per second"
+        )
+        lag = w["watcher_loop_lag_ms"]
+        print(
+            f"   watcher processes' CPU: {w['watcher_cpu_seconds_by_process']} s over "
+            f"{w['seconds']} s of bids (their loops' lag p99 {lag['p99']} ms, max {lag['max']} "
+            f"ms); driver {w['driver_cpu_seconds']} s"
+        )
+        seconds = max(1e-9, w["metered_seconds"])
+        busy = sorted(w["cpu_seconds"].items(), key=lambda item: -item[1])
+        shares = ", ".join(f"{name} {cpu / seconds:.0%}" for name, cpu in busy if cpu >= 0.05)
+        print(f"   CPU during the bids (one core = 100%; watchers are `elsewhere`): {shares}")
