@@ -38,10 +38,11 @@ class Watcher:
             self.ready.clear()
             batch, self.pending = self.pending, {}
             for message in batch.values():
-                body = message(self.user_id) if callable(message) else message
-                await asyncio.wait_for(
-                    self.socket.send_bytes(msgspec.json.encode(body)), SEND_TIMEOUT
-                )
+                if callable(message):  # differs per watcher (`you_lead`)
+                    message = message(self.user_id)
+                if not isinstance(message, bytes):
+                    message = msgspec.json.encode(message)
+                await asyncio.wait_for(self.socket.send_bytes(message), SEND_TIMEOUT)
             await asyncio.sleep(TICK)
 
 
@@ -102,6 +103,8 @@ class Hub:
                         log.exception("cannot render %s", news)
                         continue
                     for n, message in enumerate(messages):
+                        if not callable(message):  # the same for all: encoded once
+                            message = msgspec.json.encode(message)
                         for watcher in list(self.watchers.get(event_id, ())):
                             watcher.offer(f"{key}:{n}", message)
             await asyncio.sleep(TICK)
