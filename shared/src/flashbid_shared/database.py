@@ -48,7 +48,7 @@ async def redis(app: Litestar) -> AsyncIterator[None]:
         await client.aclose()
 
 
-def redis_client(url: str, connections: int = 64) -> Redis:
+def redis_client(url: str, connections: int = 256) -> Redis:
     """A pool that waits for a free connection (rather than failing) when all are busy."""
     return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=connections))
 
