@@ -349,17 +349,23 @@ def wait_for_quiet(patience: float, busy_cores: float = 0.3) -> float:
 
 
 def wait_for_idle_stack(
-    profile: stack.Profile, patience: float, busy_cores: float = 0.5, seconds: int = 5
+    profile: stack.Profile,
+    patience: float,
+    busy_cores: float = 0.2,
+    seconds: int = 10,
+    at_least: float = 0,
 ) -> float:
     """Wait up to `patience` seconds until the bench stack's own servers have kept less than
-    `busy_cores` busy on average over the last `seconds` seconds: their background work (an
-    earlier run's settlement, emails to the bidders of a closed session, emails sent a minute
-    late) would skew the figures, and `wait_for_quiet` alone does not tell it from a
-    neighbour's noise. An average, because some background work comes in bursts every few
-    seconds and never ends (bidding's reminders). The last window's busy cores; the caller goes
-    on either way."""
+    `busy_cores` busy in most of the last `seconds` seconds (the median): their background
+    work (an earlier run's settlement, emails to the bidders of a closed session, outbid emails
+    sent a minute late) would skew the figures, and `wait_for_quiet` alone does not tell it from
+    a neighbour's noise. The median, because some background work comes in short bursts every
+    few seconds and never ends (bidding's reminders, retried follow-ups), while a backlog keeps
+    every second busy. Never less than `at_least` seconds, for work known to come later. The
+    last window's median busy cores; the caller goes on either way."""
     meter = CpuMeter(profile)
-    deadline = time.monotonic() + patience
+    earliest = time.monotonic() + at_least
+    deadline = max(earliest, time.monotonic() + patience)
     said, window = False, []
     while True:
         meter.start()
@@ -369,8 +375,9 @@ def wait_for_idle_stack(
             *window[-(seconds - 1) :],
             sum(v for name, v in used.items() if name not in ("elsewhere", "load generator")),
         ]
-        busy = sum(window) / len(window)
-        if (len(window) == seconds and busy < busy_cores) or time.monotonic() > deadline:
+        busy = sorted(window)[len(window) // 2]
+        quiet = len(window) == seconds and busy < busy_cores
+        if (quiet and time.monotonic() >= earliest) or time.monotonic() > deadline:
             return busy
         if not said and window[-1] >= busy_cores:
             print(f"   the stack is busy ({window[-1]:.0%} of a core): waiting", flush=True)
