@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from flashbid_purchase import domain, store
 from flashbid_purchase.gate import Gate
 from flashbid_purchase.sales import Sales
-from flashbid_shared.contracts import Event, Offer, UserSummary
+from flashbid_shared.contracts import AwardOrder, Event, Offer, UserSummary
 from flashbid_shared.database import redis_client
 from flashbid_shared.tokens import Principal
 
@@ -206,3 +206,26 @@ def test_redis_flushed_mid_sale_is_rebuilt_without_overselling(sale) -> None:
     assert late.count("ok") == 10
     assert (remaining, reserved, units) == (0, 30, 30)
     assert in_redis == 0
+
+
+def test_each_winner_gets_one_award_order_however_often_bidding_asks(sale) -> None:
+    async def scenario(sales: Sales):
+        now = datetime.now(UTC)
+        winners = [
+            AwardOrder(
+                event_id=uuid.uuid4(), offer_id=uuid.uuid4(), item_id=uuid.uuid4(),
+                user_id=uuid.uuid4(), kind="auction", unit_price=Decimal("125.00"),
+                currency="EUR", expires_at=now + timedelta(hours=48),
+            )
+            for _ in range(4)
+        ]  # fmt: skip
+        # one connection, more than five times: PostgreSQL then plans the statement generically
+        async with sales.engine.begin() as connection:
+            made = [await store.award(connection, w) for w in winners for _ in range(3)]
+            count = await connection.scalar(sa.select(sa.func.count()).select_from(store.orders))
+        return made, count
+
+    made, count = sale(scenario)
+    assert count == 4
+    assert len({order.id for order in made}) == 4
+    assert all(order.status == "reserved" and order.total == Decimal("125.00") for order in made)

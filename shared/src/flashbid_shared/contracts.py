@@ -61,6 +61,14 @@ class Notification(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 # ------------------------------------------------------------------------ events (catalog)
 
+# ISO 4217 minor units of the currencies a shop may sell in (catalog refuses others).
+MINOR_UNITS = {
+    "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2,
+    "HUF": 2, "RON": 2, "CAD": 2, "AUD": 2, "NZD": 2, "CNY": 2, "INR": 2, "BRL": 2, "MXN": 2,
+    "ZAR": 2, "SGD": 2, "HKD": 2, "JPY": 0, "KRW": 0, "KWD": 3, "BHD": 3,
+}  # fmt: skip
+
+
 EventKind = Literal["flash_sale", "auction", "ranked"]
 EventStatus = Literal["draft", "scheduled", "live", "sold_out", "ended", "cancelled"]
 

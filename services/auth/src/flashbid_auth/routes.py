@@ -40,6 +40,7 @@ from flashbid_shared.contracts import (
     UserSummary,
 )
 from flashbid_shared.errors import Problem
+from flashbid_shared.params import Limit, Offset
 from flashbid_shared.tokens import InvalidToken as BadToken
 from flashbid_shared.tokens import Principal, admin_required, service_required, user_required
 
@@ -205,8 +206,8 @@ async def admin_list_users(
     search: Annotated[str | None, Parameter(max_length=100)] = None,
     role: Annotated[str | None, Parameter(pattern="^(customer|admin)$")] = None,
     active: bool | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> UserPage:
     items, total = await accounts.list_users(
         connection, search=search, role=role, active=active, limit=limit, offset=offset

@@ -25,12 +25,11 @@ from flashbid_bidding.schemas import (
     SessionResult,
     Standing,
 )
-from flashbid_shared.contracts import UserSummary
+from flashbid_shared.contracts import MINOR_UNITS, UserSummary
 from flashbid_shared.tokens import Principal
 from flashbid_shared.users import UserDirectory
 
 log = logging.getLogger(__name__)
-PLACES = {"JPY": 0, "KRW": 0, "KWD": 3, "BHD": 3}
 BIDDING_STATUSES = frozenset({"live", "sold_out"})
 OUTBID_EMAIL_DELAY = 60.0  # one outbid email per lot, bidder and ten minutes, a minute late
 AWARD_HOLD = timedelta(hours=48)  # a winner's reserved order waits this long for payment
@@ -59,7 +58,7 @@ def as_lot(row: Any) -> domain.Lot:
         id=row.id,
         starting_price=row.starting_price,
         increment=row.increment,
-        places=PLACES.get(row.currency, 2),
+        places=MINOR_UNITS[row.currency],
         ends_at=row.ends_at,
         reserve_price=row.reserve_price,
         buy_now_price=row.buy_now_price,
@@ -161,7 +160,7 @@ class AuctionHouse:
             check_open(row, now)
             if not await store.has_joined(connection, row.event_id, user.id):
                 raise domain.NotJoined("Join this auction before bidding.")
-            places = PLACES.get(row.currency, 2)
+            places = MINOR_UNITS[row.currency]
             amount = domain.check_amount(amount, places)
             if max_amount is not None:
                 max_amount = domain.check_amount(max_amount, places)
@@ -279,7 +278,7 @@ class AuctionHouse:
         )
         if not started or row.status != "open" or now >= row.ends_at:
             raise domain.EventNotLive("The ranked session is not open.")
-        price = domain.check_amount(price, PLACES.get(row.currency, 2))
+        price = domain.check_amount(price, MINOR_UNITS[row.currency])
         domain.check_session_bid(price, row.upset_price, None)
         scoring = row.scoring
         value = domain.score(

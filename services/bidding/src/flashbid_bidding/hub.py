@@ -52,16 +52,18 @@ class Hub:
         function of the watcher's user id for messages that differ per watcher."""
         self.redis, self.render = redis, render
         self.watchers: dict[UUID, set[Watcher]] = defaultdict(set)
+        # the same watchers by (event, user): an outbid goes to one bidder without a scan
+        self.by_user: dict[tuple[UUID, str], set[Watcher]] = defaultdict(set)
         self.dirty: dict[UUID, dict[str, dict]] = defaultdict(dict)
         self.changed = asyncio.Event()
 
     def add(self, event_id: UUID, watcher: Watcher) -> None:
         self.watchers[event_id].add(watcher)
+        self.by_user[(event_id, str(watcher.user_id))].add(watcher)
 
     def remove(self, event_id: UUID, watcher: Watcher) -> None:
-        self.watchers[event_id].discard(watcher)
-        if not self.watchers[event_id]:
-            del self.watchers[event_id]
+        _discard(self.watchers, event_id, watcher)
+        _discard(self.by_user, (event_id, str(watcher.user_id)), watcher)
 
     async def listen(self) -> None:
         while True:
@@ -84,9 +86,8 @@ class Hub:
         self.dirty[event_id][key] = news
         if outbid := news.get("outbid"):  # only to the bidder concerned, at once
             target = {k: v for k, v in news.items() if k in ("lot_id", "offer_id")}
-            for watcher in self.watchers[event_id]:
-                if str(watcher.user_id) == outbid:
-                    watcher.offer(f"outbid:{key}", {"type": "outbid", **target})
+            for watcher in self.by_user.get((event_id, outbid), ()):
+                watcher.offer(f"outbid:{key}", {"type": "outbid", **target})
         self.changed.set()
 
     async def push(self) -> None:
@@ -135,3 +136,9 @@ class Hub:
             pump.cancel()
             with contextlib.suppress(BaseException):
                 await pump
+
+
+def _discard(groups: dict[Any, set[Watcher]], key: Any, watcher: Watcher) -> None:
+    groups[key].discard(watcher)
+    if not groups[key]:
+        del groups[key]

@@ -1,9 +1,7 @@
-from typing import Annotated
 from uuid import UUID
 
 from litestar import get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_bidding import house as auction_house
@@ -22,16 +20,12 @@ from flashbid_bidding.schemas import (
 )
 from flashbid_bidding.workers import apply_event
 from flashbid_shared.contracts import Event, EventFigures
+from flashbid_shared.params import IdempotencyKey, Limit
 from flashbid_shared.tokens import Principal, service_required, user_required
 
 PUBLIC = {"tags": ["public"]}
 BIDDER = {"tags": ["bidding"], "guards": [user_required], "security": [{"bearer": []}]}
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
-IdempotencyKey = Annotated[
-    str | None,
-    Parameter(header="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$", required=False),
-]
-Limit = Annotated[int, Parameter(ge=1, le=100)]
 
 
 @post("/events/{event_id:uuid}/join", operation_id="join_event", status_code=204, **BIDDER)

@@ -681,7 +681,8 @@ async def figures(connection: AsyncConnection, event_id: UUID) -> tuple[int, int
 
 
 # Reminders and wrap-ups for everyone taking part (joined, or bid in a ranked session), each
-# once per event and person whatever the replicas: the task key is the guard.
+# once per event and person whatever the replicas: the task key is the guard (NOT EXISTS keeps
+# the rounds after the first from writing, ON CONFLICT settles a race between replicas).
 PEOPLE = """
     SELECT event_id, user_id FROM participants
     UNION SELECT s.event_id, b.user_id FROM ranked_bids b JOIN sessions s ON s.id = b.offer_id
@@ -695,6 +696,7 @@ SELECT 'starting:' || e.id || ':' || p.user_id, 'notify', jsonb_build_object(
         'link', :link || e.id))
 FROM events e JOIN ({PEOPLE}) p ON p.event_id = e.id
 WHERE e.status = 'scheduled' AND e.starts_at BETWEEN now() AND now() + interval '10 minutes'
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.key = 'starting:' || e.id || ':' || p.user_id)
 ON CONFLICT (key) DO NOTHING
 """)
 NOTIFY_ENDED = sa.text(f"""
@@ -706,6 +708,7 @@ FROM events e JOIN ({PEOPLE}) p ON p.event_id = e.id
 WHERE e.ends_at BETWEEN now() - interval '1 day' AND now() AND e.status <> 'cancelled'
   AND NOT EXISTS (SELECT 1 FROM lots WHERE event_id = e.id AND status = 'open')
   AND NOT EXISTS (SELECT 1 FROM sessions WHERE event_id = e.id AND status = 'open')
+  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.key = 'ended:' || e.id || ':' || p.user_id)
 ON CONFLICT (key) DO NOTHING
 """)
 

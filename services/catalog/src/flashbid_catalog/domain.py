@@ -9,15 +9,9 @@ from uuid import UUID
 import msgspec
 
 from flashbid_catalog.schemas import AuctionInput, EventInput, FlashSaleInput, RankedInput
-from flashbid_shared.contracts import Event, EventStatus
+from flashbid_shared.contracts import MINOR_UNITS, Event, EventStatus
 from flashbid_shared.errors import DomainError
 
-# ISO 4217 minor units of the currencies a shop may sell in.
-MINOR_UNITS = {
-    "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2, "PLN": 2, "CZK": 2,
-    "HUF": 2, "RON": 2, "CAD": 2, "AUD": 2, "NZD": 2, "CNY": 2, "INR": 2, "BRL": 2, "MXN": 2,
-    "ZAR": 2, "SGD": 2, "HKD": 2, "JPY": 0, "KRW": 0, "KWD": 3, "BHD": 3,
-}  # fmt: skip
 MAX_PRICE = Decimal("10000000")
 MIN_DURATION, MAX_DURATION = timedelta(minutes=1), timedelta(days=60)
 EDITABLE: frozenset[EventStatus] = frozenset({"draft", "scheduled"})

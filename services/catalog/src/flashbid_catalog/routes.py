@@ -25,14 +25,13 @@ from flashbid_catalog.schemas import (
     Sort,
 )
 from flashbid_shared.contracts import Event, EventStatus, StockState
+from flashbid_shared.params import Limit, Offset
 from flashbid_shared.tokens import admin_required, service_required
 
 PUBLIC = {"tags": ["public"]}
 ADMIN = {"tags": ["admin"], "guards": [admin_required], "security": [{"bearer": []}]}
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
 PUBLIC_STATUSES = ("scheduled", "live", "sold_out", "ended", "cancelled")
-Limit = Annotated[int, Parameter(ge=1, le=100)]
-Offset = Annotated[int, Parameter(ge=0, le=100_000)]
 Search = Annotated[str | None, Parameter(max_length=100)]
 
 

@@ -1,15 +1,15 @@
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
 from litestar import Response, get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_purchase import domain, store
 from flashbid_purchase.schemas import OfferStats, OrderPage, OrderRequest, Stats, StockLine
 from flashbid_shared.contracts import AwardOrder, Event, EventFigures, Order, Purchased
+from flashbid_shared.params import IdempotencyKey, Limit, Offset
 from flashbid_shared.tokens import Principal, admin_required, service_required, user_required
 
 PUBLIC = {"tags": ["stock"]}
@@ -17,12 +17,6 @@ BUYER = {"tags": ["orders"], "guards": [user_required], "security": [{"bearer": 
 ADMIN = {"tags": ["admin"], "guards": [admin_required], "security": [{"bearer": []}]}
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
 OrderStatus = Literal["reserved", "confirmed", "cancelled", "expired"]
-Limit = Annotated[int, Parameter(ge=1, le=100)]
-Offset = Annotated[int, Parameter(ge=0, le=100_000)]
-IdempotencyKey = Annotated[
-    str | None,
-    Parameter(header="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$", required=False),
-]
 
 
 @get("/events/{event_id:uuid}/stock", operation_id="event_stock", **PUBLIC)

@@ -1,9 +1,8 @@
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
 from litestar import Response, delete, get, post, put
 from litestar.datastructures import State
-from litestar.params import Parameter
 
 from flashbid_reviews.schemas import (
     CommentInput,
@@ -17,13 +16,12 @@ from flashbid_reviews.schemas import (
     Sort,
     SummaryView,
 )
+from flashbid_shared.params import Limit, Offset
 from flashbid_shared.tokens import Principal, admin_required, user_required
 
 PUBLIC = {"tags": ["public"]}
 USER = {"tags": ["writers"], "guards": [user_required], "security": [{"bearer": []}]}
 ADMIN = {"tags": ["admin"], "guards": [admin_required], "security": [{"bearer": []}]}
-Limit = Annotated[int, Parameter(ge=1, le=100)]
-Offset = Annotated[int, Parameter(ge=0, le=100_000)]
 Moderation = Literal["hide", "unhide"]
 
 

@@ -1,0 +1,13 @@
+"""Query and header parameters every service's routes share."""
+
+from typing import Annotated
+
+from litestar.params import Parameter
+
+Limit = Annotated[int, Parameter(ge=1, le=100)]
+Offset = Annotated[int, Parameter(ge=0, le=100_000)]
+# Stripe's semantics: the same key and body answer the first result (POST of orders and bids).
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(header="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$", required=False),
+]
