@@ -16,6 +16,7 @@ from flashbid_bidding.house import AuctionHouse
 from flashbid_bidding.workers import apply_event
 from flashbid_shared.contracts import Event, Offer, Scoring, UserSummary
 from flashbid_shared.database import redis_client
+from flashbid_shared.redisline import RedisLine
 from flashbid_shared.tokens import Principal
 
 pytestmark = pytest.mark.stack
@@ -63,15 +64,17 @@ def houses(profile, scratch_database):
     def run(scenario, replicas: int = 1):
         async def main():
             engines = [create_async_engine(url, pool_size=20) for _ in range(replicas)]
-            redis = redis_client(redis_url)
+            redis, line = redis_client(redis_url), RedisLine(redis_url)
             await redis.flushdb()
-            made = [AuctionHouse(e, Board(redis), Users(), require_verified=True) for e in engines]
+            board = Board(redis, line)
+            made = [AuctionHouse(e, board, Users(), require_verified=True) for e in engines]
             try:
                 return await scenario(*made)
             finally:
                 for house in made:
                     await house.ranked.close()
                 await redis.flushdb()
+                await line.aclose()
                 await redis.aclose()
                 for engine in engines:
                     await engine.dispose()

@@ -14,6 +14,7 @@ from flashbid_purchase.gate import Gate
 from flashbid_purchase.sales import Sales
 from flashbid_shared.contracts import AwardOrder, Event, Offer, UserSummary
 from flashbid_shared.database import redis_client
+from flashbid_shared.redisline import RedisLine
 from flashbid_shared.tokens import Principal
 
 pytestmark = pytest.mark.stack
@@ -68,13 +69,15 @@ def sale(profile, scratch_database):
     def run(scenario):
         async def main():
             engine = create_async_engine(url, pool_size=20, max_overflow=0)
-            redis = redis_client(f"redis://127.0.0.1:{profile.ports['redis']}/{SCRATCH_REDIS_DB}")
+            redis_url = f"redis://127.0.0.1:{profile.ports['redis']}/{SCRATCH_REDIS_DB}"
+            redis, line = redis_client(redis_url), RedisLine(redis_url)
             await redis.flushdb()
-            sales = Sales(engine, Gate(redis), ActiveUsers(), require_verified=True)
+            sales = Sales(engine, Gate(redis, line), ActiveUsers(), require_verified=True)
             try:
                 return await scenario(sales)
             finally:
                 await redis.flushdb()
+                await line.aclose()
                 await redis.aclose()
                 await engine.dispose()
 

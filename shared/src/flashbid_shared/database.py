@@ -10,6 +10,8 @@ from litestar.datastructures import State
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from flashbid_shared.redisline import RedisLine
+
 
 @asynccontextmanager
 async def postgres(app: Litestar) -> AsyncIterator[None]:
@@ -39,12 +41,15 @@ async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
 
 @asynccontextmanager
 async def redis(app: Litestar) -> AsyncIterator[None]:
-    """Lifespan: `app.state.redis` from `settings.redis_url`."""
+    """Lifespan: `app.state.redis` (a pool) and `app.state.redis_line` (one pipelined
+    connection, for the hot paths) from `settings.redis_url`."""
     client = redis_client(app.state.settings.redis_url)
     app.state.redis = client
+    app.state.redis_line = RedisLine(app.state.settings.redis_url)
     try:
         yield
     finally:
+        await app.state.redis_line.aclose()
         await client.aclose()
 
 

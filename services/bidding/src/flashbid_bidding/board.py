@@ -17,11 +17,12 @@ import msgspec
 from redis.asyncio import Redis
 
 from flashbid_bidding.schemas import BoardLine, LotState
+from flashbid_shared.redisline import RedisLine, Script
 
 # Place or move a customer's entry; answers their 1-based rank, and the user pushed out of
 # the winning top N by this move (if any), who is told they were outbid. The change is
 # published to the event's channel in the same call.
-UPSERT = """
+UPSERT = Script("""
 local board, members, info = KEYS[1], KEYS[2], KEYS[3]
 local user, member, score, details, top = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 if redis.call('EXISTS', members) == 0 then return {0, ''} end  -- not loaded: rebuild first
@@ -44,7 +45,7 @@ local news = '{"type":"session","offer_id":"' .. ARGV[7] .. '"'
 if pushed ~= '' then news = news .. ',"outbid":"' .. pushed .. '"' end
 redis.call('PUBLISH', ARGV[6], news .. '}')
 return {rank + 1, pushed}
-"""
+""")
 
 
 def _session_keys(offer_id: UUID | str) -> list[str]:
@@ -57,9 +58,10 @@ def channel(event_id: UUID | str) -> str:
 
 
 class Board:
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self._upsert = redis.register_script(UPSERT)
+    """`line` runs the per-bid script, `redis` the rest."""
+
+    def __init__(self, redis: Redis, line: RedisLine) -> None:
+        self.redis, self.line = redis, line
 
     # --------------------------------------------------------------------------- lots
 
@@ -83,9 +85,10 @@ class Board:
         top: int,
     ) -> tuple[int, str | None]:
         """(rank, pushed-out user); rank 0 if the board is not in Redis (rebuild it)."""
-        rank, pushed = await self._upsert(
-            keys=_session_keys(offer_id),
-            args=[
+        rank, pushed = await self.line.run(
+            UPSERT,
+            _session_keys(offer_id),
+            [
                 str(user_id),
                 f"{member}:{user_id}",
                 score,

@@ -2,6 +2,7 @@ from uuid import UUID
 
 from litestar import get, post, put
 from litestar.datastructures import State
+from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_bidding import house as auction_house
@@ -21,11 +22,13 @@ from flashbid_bidding.schemas import (
 from flashbid_bidding.workers import apply_event
 from flashbid_shared.contracts import Event, EventFigures
 from flashbid_shared.params import IdempotencyKey, Limit
-from flashbid_shared.tokens import Principal, service_required, user_required
+from flashbid_shared.tokens import Principal, provide_user, service_required, user_required
 
 PUBLIC = {"tags": ["public"]}
 BIDDER = {"tags": ["bidding"], "guards": [user_required], "security": [{"bearer": []}]}
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
+# The storm routes (bids) check their caller in their `principal` dependency, not a guard.
+STORM = {**BIDDER, "guards": [], "dependencies": {"principal": Provide(provide_user)}}
 
 
 @post("/events/{event_id:uuid}/join", operation_id="join_event", status_code=204, **BIDDER)
@@ -71,7 +74,7 @@ async def lot_bids(connection: AsyncConnection, lot_id: UUID, limit: Limit = 50)
     ]  # fmt: skip
 
 
-@post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", **BIDDER)
+@post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", **STORM)
 async def bid_on_lot(
     state: State, principal: Principal, lot_id: UUID, data: LotBid, idempotency_key: IdempotencyKey
 ) -> LotView:
@@ -87,7 +90,7 @@ async def buy_now(state: State, principal: Principal, lot_id: UUID) -> LotView:
     return await state.house.buy_now(principal, lot_id)
 
 
-@post("/sessions/{offer_id:uuid}/bids", operation_id="bid_in_session", **BIDDER)
+@post("/sessions/{offer_id:uuid}/bids", operation_id="bid_in_session", **STORM)
 async def bid_in_session(
     state: State, principal: Principal, offer_id: UUID, data: SessionBid
 ) -> Standing:

@@ -32,6 +32,8 @@ events = sa.Table(
     sa.Column("soft_close_seconds", sa.Integer, nullable=False, server_default="0"),
     sa.Column("extension_seconds", sa.Integer, nullable=False, server_default="0"),
     sa.Column("scoring", JSONB),
+    timestamp("starting_noticed_at"),
+    timestamp("ended_noticed_at"),
 )
 
 lots = sa.Table(
@@ -687,28 +689,37 @@ PEOPLE = """
     SELECT event_id, user_id FROM participants
     UNION SELECT s.event_id, b.user_id FROM ranked_bids b JOIN sessions s ON s.id = b.offer_id
 """
+# Each event's participants are emailed once before it starts and once after it has ended:
+# the event is marked in the same statement, so each run looks at new events only.
 NOTIFY_STARTING = sa.text(f"""
+WITH due AS (
+    UPDATE events SET starting_noticed_at = now()
+    WHERE starting_noticed_at IS NULL AND status = 'scheduled'
+      AND starts_at BETWEEN now() AND now() + interval '10 minutes'
+    RETURNING id, title, starts_at
+)
 INSERT INTO tasks (key, kind, payload)
 SELECT 'starting:' || e.id || ':' || p.user_id, 'notify', jsonb_build_object(
     'user_id', p.user_id, 'template', 'event_starting', 'data', jsonb_build_object(
         'title', e.title,
         'starts_at', to_char(e.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
         'link', :link || e.id))
-FROM events e JOIN ({PEOPLE}) p ON p.event_id = e.id
-WHERE e.status = 'scheduled' AND e.starts_at BETWEEN now() AND now() + interval '10 minutes'
-  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.key = 'starting:' || e.id || ':' || p.user_id)
+FROM due e JOIN ({PEOPLE}) p ON p.event_id = e.id
 ON CONFLICT (key) DO NOTHING
 """)
 NOTIFY_ENDED = sa.text(f"""
+WITH due AS (
+    UPDATE events e SET ended_noticed_at = now()
+    WHERE e.ended_noticed_at IS NULL AND e.ends_at <= now() AND e.status <> 'cancelled'
+      AND NOT EXISTS (SELECT 1 FROM lots WHERE event_id = e.id AND status = 'open')
+      AND NOT EXISTS (SELECT 1 FROM sessions WHERE event_id = e.id AND status = 'open')
+    RETURNING e.id, e.title
+)
 INSERT INTO tasks (key, kind, payload)
 SELECT 'ended:' || e.id || ':' || p.user_id, 'notify', jsonb_build_object(
     'user_id', p.user_id, 'template', 'event_ended', 'data', jsonb_build_object(
         'title', e.title, 'link', :link || e.id))
-FROM events e JOIN ({PEOPLE}) p ON p.event_id = e.id
-WHERE e.ends_at BETWEEN now() - interval '1 day' AND now() AND e.status <> 'cancelled'
-  AND NOT EXISTS (SELECT 1 FROM lots WHERE event_id = e.id AND status = 'open')
-  AND NOT EXISTS (SELECT 1 FROM sessions WHERE event_id = e.id AND status = 'open')
-  AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.key = 'ended:' || e.id || ':' || p.user_id)
+FROM due e JOIN ({PEOPLE}) p ON p.event_id = e.id
 ON CONFLICT (key) DO NOTHING
 """)
 

@@ -85,7 +85,7 @@ async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> None:
 async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = app.state.settings
     async with service_client(tokens=app.state.service_tokens, timeout=3.0) as http:
-        board = Board(app.state.redis)
+        board = Board(app.state.redis, app.state.redis_line)
         house = AuctionHouse(
             app.state.engine,
             board,

@@ -16,8 +16,9 @@ from uuid import UUID
 from redis.asyncio import Redis
 
 from flashbid_purchase.domain import IDEMPOTENCY_TTL, Outcome
+from flashbid_shared.redisline import RedisLine, Script
 
-ADMIT = """
+ADMIT = Script("""
 local stock, live, held = KEYS[1], KEYS[2], KEYS[3]
 local user, qty = ARGV[1], tonumber(ARGV[2])
 if KEYS[4] then
@@ -34,10 +35,10 @@ redis.call('HINCRBY', stock, 'remaining', -qty)
 redis.call('HINCRBY', held, user, qty)
 if KEYS[4] then redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4]) end
 return {'ok'}
-"""
+""")
 
 # Give back what an admission took (a refused write, a cancellation, an expiry).
-RELEASE = """
+RELEASE = Script("""
 if redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('HINCRBY', KEYS[1], 'remaining', ARGV[2])
 end
@@ -45,7 +46,7 @@ if tonumber(redis.call('HINCRBY', KEYS[2], ARGV[1], -tonumber(ARGV[2]))) <= 0 th
     redis.call('HDEL', KEYS[2], ARGV[1])
 end
 if KEYS[3] then redis.call('DEL', KEYS[3]) end
-"""
+""")
 
 
 def _keys(offer_id: UUID | str) -> tuple[str, str, str]:
@@ -62,10 +63,10 @@ def _offers_of(event_id: UUID | str) -> str:
 
 
 class Gate:
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self._admit = redis.register_script(ADMIT)
-        self._release = redis.register_script(RELEASE)
+    """`line` runs the per-order scripts, `redis` the rest."""
+
+    def __init__(self, redis: Redis, line: RedisLine) -> None:
+        self.redis, self.line = redis, line
 
     async def admit(
         self, offer_id: UUID, user_id: str, quantity: int, key: str | None, fingerprint: str
@@ -75,7 +76,7 @@ class Gate:
         if key:
             keys.append(_idem(offer_id, user_id, key))
             args += [fingerprint, IDEMPOTENCY_TTL]
-        result = await self._admit(keys=keys, args=args)
+        result = await self.line.run(ADMIT, keys, args)
         outcome = result[0].decode()
         return outcome, (result[1].decode() if len(result) > 1 else None)  # type: ignore[return-value]
 
@@ -85,7 +86,7 @@ class Gate:
         keys = [_keys(offer_id)[0], _keys(offer_id)[2]]
         if key:
             keys.append(_idem(offer_id, user_id, key))
-        await self._release(keys=keys, args=[user_id, quantity])
+        await self.line.run(RELEASE, keys, [user_id, quantity])
 
     async def load(
         self,

@@ -72,7 +72,7 @@ async def sales_lifespan(app: Litestar) -> AsyncIterator[None]:
         users = UserDirectory(http, settings.auth_url)
         sales = Sales(
             app.state.engine,
-            Gate(redis),
+            Gate(redis, app.state.redis_line),
             users,
             require_verified=settings.require_verified_email,
             on_stock_change=stock_changed.set,
