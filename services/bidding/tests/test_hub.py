@@ -28,21 +28,39 @@ class Socket:
 
 
 def test_a_burst_reaches_a_watcher_as_a_few_pushes_ending_on_the_latest() -> None:
-    async def run() -> list[dict]:
-        socket = Socket()
-        watcher = hub.Watcher(socket, uuid4())
-        pump = asyncio.create_task(watcher.pump())
-        for price in range(1, 501):  # 500 changes of one lot, as fast as they come
-            watcher.offer("lot:1", {"price": price})
-            if price % 50 == 0:
-                await asyncio.sleep(0.01)
-        await asyncio.sleep(hub.TICK * 2)
-        pump.cancel()
-        return socket.sent
+    async def render(event_id, news: dict) -> list[dict]:
+        return [{"price": news["price"]}]
 
-    sent = asyncio.run(run())
-    assert len(sent) <= 10
-    assert sent[-1] == {"price": 500}
+    async def run() -> tuple[list[dict], list[dict], str]:
+        fanout = hub.Hub(redis=None, render=render)  # type: ignore[arg-type]
+        event_id, lot_id, bidder, other = uuid4(), uuid4(), uuid4(), uuid4()
+        sockets = {bidder: Socket(), other: Socket()}
+        for user, socket in sockets.items():
+            fanout.add(event_id, watcher := hub.Watcher(socket, user))
+            watcher.task = asyncio.create_task(watcher.pump())
+        pushing = asyncio.create_task(fanout.push())
+        channel = f"bid:event:{event_id}".encode()
+        for price in range(1, 501):  # 500 changes of one lot in about half a second
+            news = {"type": "lot", "lot_id": str(lot_id), "price": price}
+            if price == 250:
+                news["outbid"] = str(bidder)
+            fanout._note(channel, json.dumps(news).encode())
+            if price % 10 == 0:
+                await asyncio.sleep(0.01)
+        deadline = asyncio.get_running_loop().time() + 5
+        while {"price": 500} not in sockets[other].sent:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        pushing.cancel()
+        return sockets[bidder].sent, sockets[other].sent, str(lot_id)
+
+    to_bidder, to_other, lot_id = asyncio.run(run())
+    for sent in (to_bidder, to_other):
+        assert len([m for m in sent if "price" in m]) <= 10  # about ten a second, not 500
+        assert sent[-1] == {"price": 500}
+    outbid = [m for m in to_bidder if m.get("type") == "outbid"]
+    assert outbid == [{"type": "outbid", "lot_id": lot_id}]  # once, to the bidder concerned
+    assert not [m for m in to_other if m.get("type") == "outbid"]
 
 
 def test_a_watcher_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +69,7 @@ def test_a_watcher_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch
     async def run() -> tuple[bool, bool]:
         fanout = hub.Hub(redis=None, render=None)  # type: ignore[arg-type]
         event_id = uuid4()
+        watchdog = asyncio.create_task(fanout.watchdog())
 
         async def reply(_: dict) -> dict:
             return {}
@@ -60,6 +79,7 @@ def test_a_watcher_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch
         )
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(serving, 5)
+        watchdog.cancel()
         return serving.done(), event_id in fanout.watchers
 
     done, still_watching = asyncio.run(run())

@@ -1,5 +1,6 @@
 """The use cases: joining, bidding on lots and in ranked sessions, settling, rebuilding."""
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -99,7 +100,7 @@ class AuctionHouse:
         self.engine, self.board, self.users = engine, board, users
         self.require_verified, self.public_url = require_verified, public_url
         self.ranked = Batcher(self._write_ranked, key=lambda bid: (bid[0], bid[1]))
-        self._sessions: dict[UUID, tuple[float, Any]] = {}
+        self._sessions: dict[UUID, tuple[float, asyncio.Future[Any]]] = {}
         self._emailed: set[str] = set()  # outbid emails already asked for (a debounce)
         self._emails: dict[str, dict] = {}  # outbid emails not yet written
 
@@ -258,14 +259,21 @@ class AuctionHouse:
     # ----------------------------------------------------------------------- sessions
 
     async def _session(self, offer_id: UUID) -> Any:
-        """The session with its event, cached for a second (read on every ranked bid)."""
+        """The session with its event, cached for a second (read on every ranked bid): the
+        bids that find it stale share one read."""
         cached = self._sessions.get(offer_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is None or cached[0] <= time.monotonic():
+            cached = (time.monotonic() + 1.0, asyncio.ensure_future(self._read_session(offer_id)))
+            self._sessions[offer_id] = cached
+        try:
+            return await asyncio.shield(cached[1])
+        except Exception:
+            self._sessions.pop(offer_id, None)  # not remembered: the next bid reads again
+            raise
+
+    async def _read_session(self, offer_id: UUID) -> Any:
         async with self.engine.connect() as connection:
-            row = await store.session(connection, offer_id)
-        self._sessions[offer_id] = (time.monotonic() + 1.0, row)
-        return row
+            return await store.session(connection, offer_id)
 
     async def bid_in_session(
         self, principal: Principal, offer_id: UUID, price: Decimal

@@ -99,6 +99,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(hub.listen()),
             asyncio.create_task(hub.push()),
+            asyncio.create_task(hub.watchdog()),
             asyncio.create_task(every(0.25, house.settle_due)),
             asyncio.create_task(every(1.0, lambda: perform_tasks(house, peers))),
             asyncio.create_task(every(5.0, lambda: remind(house))),
