@@ -2,7 +2,8 @@
 
 For each count of bidding replicas (1 by default): a new live ranked session; 2,000 watchers
 connect to `/ws/bidding/events/{id}` through the gateway, each with a token and a client address
-of its own, spread over a few processes (the `websockets` client costs CPU on this machine);
+of its own, spread over a few processes of `picows` clients (Cython: each frame is handled in a
+callback, not by a coroutine, which leaves the CPU of this machine to the stack);
 then a driver (asyncio, httpx, a pool of bidders with addresses of their own) places 500 bids a
 second for 20 s at strictly increasing prices, so that each accepted bid is the new top of the
 leaderboard, and notes when each was sent and when its 201 came back. Each watcher notes when
@@ -338,7 +339,7 @@ class Http:
 
 class Crowd:
     """The watchers, spread over processes (forked: the bench's __main__ cannot be imported
-    again), each an asyncio loop of `websockets` clients; they talk to the bench over pipes."""
+    again), each an asyncio loop of `picows` clients; they talk to the bench over pipes."""
 
     def __init__(self, url: str, tokens: list[str], processes: int) -> None:
         context = multiprocessing.get_context("fork")
@@ -449,7 +450,7 @@ def crowd_main(pipe, url: str, mine: list[tuple[int, str]]) -> None:
 
 
 async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
-    from websockets.asyncio.client import connect
+    from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
     loop = asyncio.get_running_loop()
     decode = msgspec.json.Decoder().decode
@@ -460,46 +461,63 @@ async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
     gate = asyncio.Semaphore(CONNECTING)
     lags: list[float] = []
 
+    class Listener(WSListener):
+        """Reads each frame as it comes, in the loop's own callback (no task per message)."""
+
+        def __init__(self, watcher: Watcher, first: asyncio.Future) -> None:
+            self.watcher, self.first, self.began = watcher, first, 0.0
+
+        def on_ws_frame(self, transport, frame) -> None:
+            at = time.monotonic()
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+                return
+            # the server's messages are single frames: a fragment fails to decode, and an
+            # exception here closes the socket and comes out of wait_disconnected()
+            message = decode(frame.get_payload_as_memoryview())
+            kind = message.get("type")
+            messages[kind] += 1
+            if kind == "state":
+                self.watcher.saw(at, message["sessions"][0]["leaderboard"])
+                if not self.first.done():
+                    connect_ms.append((at - self.began) * 1000)
+                    self.first.set_result(True)
+            elif kind == "bid" and "leaderboard" in message:
+                self.watcher.saw(at, message["leaderboard"])
+
     async def one(w: int, token: str, first: asyncio.Future) -> None:
         headers = {"X-Forwarded-For": client_address(WATCHER_ADDRESSES + w)}
+        watcher = Watcher()
+        listener = Listener(watcher, first)
         try:
             async with gate:
-                began = time.monotonic()
-                socket = await connect(
+                listener.began = time.monotonic()
+                socket, _ = await ws_connect(
+                    lambda: listener,
                     f"{url}?token={token}",
-                    additional_headers=headers,
-                    compression=None,
-                    proxy=None,
-                    ping_interval=None,
-                    open_timeout=60,
-                    max_queue=None,
+                    extra_headers=headers,
+                    websocket_handshake_timeout=60,
+                    enable_auto_ping=False,  # and picows offers no compression
                 )
         except Exception as exc:
-            status = getattr(getattr(exc, "response", None), "status_code", "")
+            status = getattr(getattr(exc, "response", None), "status", "")
             failures[f"{type(exc).__name__} {status}".strip()] += 1
             first.set_result(False)
             return
-        watcher = watchers[w] = Watcher()
+        watchers[w] = watcher
         try:
-            async for raw in socket:
-                at = time.monotonic()
-                message = decode(raw)
-                kind = message.get("type")
-                messages[kind] += 1
-                if kind == "state":
-                    watcher.saw(at, message["sessions"][0]["leaderboard"])
-                    if not first.done():
-                        connect_ms.append((at - began) * 1000)
-                        first.set_result(True)
-                elif kind == "bid" and "leaderboard" in message:
-                    watcher.saw(at, message["leaderboard"])
+            await socket.wait_disconnected()
         except asyncio.CancelledError:
-            await socket.close()
+            socket.send_close(WSCloseCode.OK)
+            socket.disconnect()
             raise
         except Exception as exc:
             watcher.closed = type(exc).__name__
         else:
-            watcher.closed = f"closed {socket.close_code}"
+            received = socket.close_handshake and socket.close_handshake.recv
+            # 1006: the connection ended without a close frame
+            watcher.closed = f"closed {int(received.code) if received else 1006}"
         finally:
             if not first.done():
                 first.set_result(False)
