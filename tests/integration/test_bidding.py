@@ -239,3 +239,16 @@ def test_a_bidder_pushed_out_of_the_winning_ranks_is_emailed_once(houses) -> Non
     first, others, offer_id, keys = houses(scenario)
     emailed = sorted(k.split(":")[2] for k in keys if k.startswith(f"outbid:{offer_id}:"))
     assert emailed == sorted([str(first.user_id), str(others[0].user_id)])
+
+
+def test_a_winners_order_is_sent_before_a_backlog_of_emails(houses) -> None:
+    async def scenario(house: AuctionHouse):
+        async with house.engine.begin() as connection:
+            emails = {f"email:{n}": {"user_id": str(uuid.uuid4())} for n in range(50)}
+            await store.add_tasks(connection, "notify", emails)
+            await store.add_tasks(connection, "award", {"award:1": {"user_id": "winner"}})
+        async with house.engine.begin() as connection:
+            return [task.kind for task in await store.claim_tasks(connection)]
+
+    claimed = houses(scenario)
+    assert sorted(claimed) == ["award"] + ["notify"] * 19  # in the first batch, with 19 emails

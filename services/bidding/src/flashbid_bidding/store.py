@@ -629,11 +629,12 @@ async def add_tasks(
     )
 
 
+# Awards (a winner's order) before emails: a storm's hundreds of emails must not delay them.
 CLAIM_TASKS = sa.text("""
 UPDATE tasks SET due_at = now() + interval '30 seconds', attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM tasks WHERE done_at IS NULL AND due_at <= now()
-    ORDER BY due_at LIMIT 20 FOR UPDATE SKIP LOCKED
+    ORDER BY kind <> 'award', due_at LIMIT 20 FOR UPDATE SKIP LOCKED
 )
 RETURNING id, kind, payload, attempts
 """)
