@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from flashbid_bidding import domain, store
 from flashbid_bidding.board import Board
 from flashbid_bidding.house import AuctionHouse
-from flashbid_bidding.workers import apply_event
+from flashbid_bidding.workers import apply_event, perform_tasks
 from flashbid_shared.contracts import Event, Offer, Scoring, UserSummary
 from flashbid_shared.database import redis_client
 from flashbid_shared.redisline import RedisLine
@@ -252,3 +253,38 @@ def test_a_winners_order_is_sent_before_a_backlog_of_emails(houses) -> None:
 
     claimed = houses(scenario)
     assert sorted(claimed) == ["award"] + ["notify"] * 19  # in the first batch, with 19 emails
+
+
+def test_due_tasks_are_performed_together_and_a_failed_one_is_tried_again(houses) -> None:
+    class Peers:
+        """Auth and purchase, as a fake: one email address is unreachable."""
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        async def perform(self, kind: str, payload: dict) -> None:
+            self.calls.append(payload["user_id"])
+            if payload["user_id"] == "unreachable":
+                raise httpx.ConnectError("refused")
+
+    async def scenario(house: AuctionHouse):
+        peers = Peers()
+        async with house.engine.begin() as connection:
+            users = ["unreachable", *(f"user-{n}" for n in range(9))]
+            await store.add_tasks(connection, "notify", {u: {"user_id": u} for u in users})
+        performed = await perform_tasks(house, peers)
+        again = await perform_tasks(house, peers)  # the failed one is not due yet
+        async with house.engine.connect() as connection:
+            pending = (
+                await connection.execute(
+                    sa.select(store.tasks.c.key, store.tasks.c.attempts).where(
+                        store.tasks.c.done_at.is_(None)
+                    )
+                )
+            ).all()
+        return performed, again, sorted(peers.calls), pending
+
+    performed, again, calls, pending = houses(scenario)
+    assert (performed, again) == (10, 0)
+    assert calls == sorted(["unreachable", *(f"user-{n}" for n in range(9))])
+    assert [(key, attempts) for key, attempts in pending] == [("unreachable", 1)]

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from litestar import Litestar
@@ -34,20 +35,25 @@ async def apply_event(house: AuctionHouse, event: Event) -> bool:
 
 
 async def perform_tasks(house: AuctionHouse, peers: Peers) -> int:
+    """Up to 20 due tasks at once (a storm's emails are thousands), each done or rescheduled."""
     async with house.engine.begin() as connection:
         claimed = await store.claim_tasks(connection)
-    for task in claimed:
-        retry_in: float | None = None
-        try:
-            await peers.perform(task.kind, task.payload)
-        except httpx.HTTPError as exc:
-            retry_in = min(2.0**task.attempts, 300.0)
-            log.warning(
-                "task %s (%s) failed: %r; again in %.0fs", task.id, task.kind, exc, retry_in
-            )
-        async with house.engine.begin() as connection:
+    retries = await asyncio.gather(*(perform(peers, task) for task in claimed))
+    async with house.engine.begin() as connection:
+        for task, retry_in in zip(claimed, retries, strict=True):
             await store.finish_task(connection, task.id, retry_in)
     return len(claimed)
+
+
+async def perform(peers: Peers, task: Any) -> float | None:
+    """None once done; otherwise the seconds until the next attempt."""
+    try:
+        await peers.perform(task.kind, task.payload)
+    except httpx.HTTPError as exc:
+        retry_in = min(2.0**task.attempts, 300.0)
+        log.warning("task %s (%s) failed: %r; again in %.0fs", task.id, task.kind, exc, retry_in)
+        return retry_in
+    return None
 
 
 async def remind(house: AuctionHouse) -> None:
