@@ -8,14 +8,15 @@ import time
 import uuid
 from contextvars import ContextVar
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 request_id: ContextVar[str] = ContextVar("request_id", default="")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """Takes `X-Request-ID` from the caller (nginx sets one) or makes one, and echoes it."""
+    """Takes `X-Request-ID` from the caller (nginx sets one, and echoes it to the client) or
+    makes one, for the logs and the calls to other services."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -24,20 +25,15 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
-            "latin-1"
-        )
-        rid = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        token = request_id.set(rid)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
-            await send(message)
-
-        # a WebSocket's frames go out unwrapped: thousands a second to a crowd of watchers
+        incoming = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value
+                break
+        rid = incoming.decode("latin-1")
+        token = request_id.set(rid if _SAFE_ID.match(rid) else uuid.uuid4().hex)
         try:
-            await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+            await self.app(scope, receive, send)
         finally:
             request_id.reset(token)
 
