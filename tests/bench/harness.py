@@ -77,39 +77,31 @@ class Gateway:
 
     def create_flash_sale(self, stock: int, per_user_limit: int = 1, title: str = "") -> dict:
         """A live flash sale of one new item, `stock` units; the event as catalog answers it."""
-        item = self.admin(
-            "POST",
-            "/api/catalog/admin/items",
-            {"name": f"Bench item {uuid.uuid4().hex[:8]}", "category": "bench"},
-            expect=201,
+        return self._live_event(
+            "flash_sale",
+            title or f"Bench flash sale {uuid.uuid4().hex[:8]}",
+            {"price": "19.99", "stock": stock, "per_user_limit": per_user_limit},
         )
-        now = datetime.now(UTC)
-        event = self.admin(
-            "POST",
-            "/api/catalog/admin/events",
-            {
-                "kind": "flash_sale",
-                "title": title or f"Bench flash sale {uuid.uuid4().hex[:8]}",
-                "starts_at": (now + timedelta(minutes=1)).isoformat(),
-                "ends_at": (now + timedelta(hours=2)).isoformat(),
-                "offers": [
-                    {
-                        "item_id": item["id"],
-                        "price": "19.99",
-                        "stock": stock,
-                        "per_user_limit": per_user_limit,
-                    }
-                ],
-            },
-            expect=201,
-        )
-        self.admin("POST", f"/api/catalog/admin/events/{event['id']}/publish")
-        return self.admin("POST", f"/api/catalog/admin/events/{event['id']}/open")
 
     def create_ranked(self, inventory: int, title: str = "") -> dict:
         """A live ranked session of one new item (upset price 50.00, `inventory` units, the
         `weight` formula), that bidding knows about when this returns; the event as catalog
         answers it."""
+        opened = self._live_event(
+            "ranked",
+            title or f"Bench ranked session {uuid.uuid4().hex[:8]}",
+            {"upset_price": "50.00", "inventory": inventory},
+            scoring={"formula": "weight", "alpha": 1.0, "beta": 10.0, "gamma": 1.0},
+        )
+        path = f"/api/catalog/admin/events/{opened['id']}"
+        wait_for(
+            f"bidding knowing event {opened['id']}",
+            lambda: self.admin("GET", path)["synced_version"] >= opened["version"],
+        )
+        return opened
+
+    def _live_event(self, kind: str, title: str, offer: dict, **extra: Any) -> dict:
+        """An event of `kind` with one offer of a new item, published and opened at once."""
         item = self.admin(
             "POST",
             "/api/catalog/admin/items",
@@ -121,23 +113,18 @@ class Gateway:
             "POST",
             "/api/catalog/admin/events",
             {
-                "kind": "ranked",
-                "title": title or f"Bench ranked session {uuid.uuid4().hex[:8]}",
+                "kind": kind,
+                "title": title,
                 "starts_at": (now + timedelta(minutes=1)).isoformat(),
                 "ends_at": (now + timedelta(hours=2)).isoformat(),
-                "offers": [{"item_id": item["id"], "upset_price": "50.00", "inventory": inventory}],
-                "scoring": {"formula": "weight", "alpha": 1.0, "beta": 10.0, "gamma": 1.0},
+                "offers": [{"item_id": item["id"], **offer}],
+                **extra,
             },
             expect=201,
         )
         path = f"/api/catalog/admin/events/{event['id']}"
         self.admin("POST", f"{path}/publish")
-        opened = self.admin("POST", f"{path}/open")
-        wait_for(
-            f"bidding knowing event {event['id']}",
-            lambda: self.admin("GET", path)["synced_version"] >= opened["version"],
-        )
-        return opened
+        return self.admin("POST", f"{path}/open")
 
     def results(self, event_id: str, timeout: float = 60) -> dict:
         """Bidding's results of an event once settled (read from PostgreSQL)."""
@@ -382,6 +369,15 @@ def wait_for_idle_stack(
         if not said and window[-1] >= busy_cores:
             print(f"   the stack is busy ({window[-1]:.0%} of a core): waiting", flush=True)
             said = True
+
+
+def money(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def cents_of(price: str) -> int:
+    units, _, hundredths = price.partition(".")
+    return int(units) * 100 + int(hundredths.ljust(2, "0")[:2])
 
 
 def client_address(n: int) -> str:

@@ -37,7 +37,9 @@ from harness import (
     CpuMeter,
     Gateway,
     bench_users,
+    cents_of,
     client_address,
+    money,
     percentile,
     revision,
     table,
@@ -120,15 +122,6 @@ def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
         "passed": passed,
     }
     return document, passed
-
-
-def money(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}"
-
-
-def cents_of(price: str) -> int:
-    units, _, hundredths = price.partition(".")
-    return int(units) * 100 + int(hundredths.ljust(2, "0")[:2])
 
 
 # --------------------------------------------------------------------------------- a run

@@ -57,10 +57,11 @@ class _Protocol(asyncio.Protocol):
     def send(self, command: bytes) -> asyncio.Future[Any]:
         if self.transport is None:
             raise ConnectionError("Redis connection lost")
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self.waiting.append(waiter)
-        if not self.outgoing:
-            asyncio.get_running_loop().call_soon(self.flush)
+        if not self.outgoing:  # the first command of this turn: write them all at its end
+            loop.call_soon(self.flush)
         self.outgoing.append(command)
         return waiter
 
