@@ -211,6 +211,55 @@ def test_redis_flushed_mid_sale_is_rebuilt_without_overselling(sale) -> None:
     assert in_redis == 0
 
 
+async def behind_the_gates_back(sales: Sales, *statements: str, **params) -> None:
+    """Change PostgreSQL without telling Redis: the two now disagree."""
+    async with sales.engine.begin() as connection:
+        for statement in statements:
+            await connection.execute(sa.text(statement), params)
+
+
+def test_winners_written_together_each_get_their_own_answer_when_stock_is_short(sale) -> None:
+    async def scenario(sales: Sales):
+        event = flash_sale(stock=10)
+        await sales.apply_event(event)
+        offer_id = event.offers[0].id
+        # 7 units sold elsewhere, as far as PostgreSQL knows; Redis still admits 10 buyers
+        await behind_the_gates_back(
+            sales, "UPDATE offers SET remaining = 3, confirmed = 7 WHERE id = :id", id=offer_id
+        )
+        results = await asyncio.gather(*(attempt(sales, buyer(), offer_id) for _ in range(10)))
+        return results, await counts(sales, offer_id), await redis_remaining(sales, event.id)
+
+    results, (stock, remaining, reserved, confirmed, _), in_redis = sale(scenario)
+    assert results.count("ok") == 3
+    assert results.count("SoldOut") == 7
+    assert (stock, remaining, reserved, confirmed) == (10, 0, 3, 7)
+    assert in_redis == 0  # the gate was rebuilt from PostgreSQL
+
+
+def test_a_winner_over_the_limit_in_postgresql_does_not_fail_the_others(sale) -> None:
+    async def scenario(sales: Sales):
+        event = flash_sale(stock=10, limit=1)
+        await sales.apply_event(event)
+        offer_id = event.offers[0].id
+        repeat = buyer()
+        # the repeat customer already bought their one unit, and Redis does not know it
+        await behind_the_gates_back(
+            sales,
+            "INSERT INTO holdings VALUES (:user, :id, 1, 1)",
+            "UPDATE offers SET remaining = 9, confirmed = 1 WHERE id = :id",
+            user=repeat.user_id,
+            id=offer_id,
+        )
+        buyers = [buyer() for _ in range(8)] + [repeat]
+        results = await asyncio.gather(*(attempt(sales, who, offer_id) for who in buyers))
+        return results, await counts(sales, offer_id)
+
+    results, (_, remaining, reserved, confirmed, units) = sale(scenario)
+    assert results == ["ok"] * 8 + ["LimitReached"]
+    assert (remaining, reserved, confirmed, units) == (1, 8, 1, 8)
+
+
 def test_each_winner_gets_one_award_order_however_often_bidding_asks(sale) -> None:
     async def scenario(sales: Sales):
         now = datetime.now(UTC)

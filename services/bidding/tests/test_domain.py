@@ -1,4 +1,3 @@
-import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -6,7 +5,6 @@ from uuid import uuid4
 import pytest
 
 from flashbid_bidding import domain
-from flashbid_bidding.batch import Batcher
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 ALICE, BOB, CAROL = uuid4(), uuid4(), uuid4()
@@ -143,23 +141,3 @@ def test_amounts_follow_the_currency() -> None:
         domain.check_amount(D("1.005"), 2)
     with pytest.raises(domain.InvalidAmount):
         domain.check_amount(D("-1"), 2)
-
-
-def test_the_batcher_writes_concurrent_items_together_once_per_key() -> None:
-    batches: list[list[tuple[str, int]]] = []
-
-    async def write(items):
-        batches.append(items)
-        return [value * 10 for _, value in items]
-
-    async def run():
-        batcher = Batcher(write, key=lambda item: item[0])
-        items = [("a", 1), ("b", 2), ("a", 3), ("c", 4)]
-        answers = await asyncio.gather(*(batcher.submit(item) for item in items))
-        await batcher.close()
-        return answers
-
-    results = asyncio.run(run())
-    assert results == [10, 20, 30, 40]
-    assert all(len({k for k, _ in batch}) == len(batch) for batch in batches)
-    assert len(batches) == 2  # "a" twice cannot share a statement

@@ -14,7 +14,6 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flashbid_bidding import domain, store
-from flashbid_bidding.batch import Batcher
 from flashbid_bidding.board import Board
 from flashbid_bidding.schemas import (
     BoardLine,
@@ -26,6 +25,7 @@ from flashbid_bidding.schemas import (
     SessionResult,
     Standing,
 )
+from flashbid_shared.batch import Batcher
 from flashbid_shared.contracts import MINOR_UNITS, UserSummary
 from flashbid_shared.tokens import Principal
 from flashbid_shared.users import UserDirectory

@@ -4,13 +4,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from flashbid_purchase import domain, store
 from flashbid_purchase.gate import Gate
+from flashbid_shared.batch import Batcher
 from flashbid_shared.contracts import Event, Order
 from flashbid_shared.tokens import Principal
 from flashbid_shared.users import UserDirectory
@@ -34,9 +36,12 @@ class Sales:
         on_stock_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine, self.gate, self.users = engine, gate, users
-        # The winner's write is one statement: in autocommit it is one round trip, and the
+        # The winners' write is one statement: in autocommit it is one round trip, and the
         # offer's row is locked only while PostgreSQL runs it (not until our COMMIT arrives).
+        # The winners of a storm queue for that row: written in batches, it is taken once per
+        # batch instead of once per winner.
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.winners = Batcher(self._write, key=lambda r: (r.user_id, r.offer_id))
         self.require_verified = require_verified
         self.on_stock_change = on_stock_change
         self._rebuilding: dict[UUID, asyncio.Lock] = {}
@@ -61,11 +66,9 @@ class Sales:
         # Whether the account is still active is asked of auth while PostgreSQL writes: the
         # answer is nearly always yes, so it should not add its round trip to the winner's wait.
         lookup = asyncio.ensure_future(self.users.get(buyer.user_id))
+        winner = store.Reservation(uuid4(), offer_id, buyer.user_id, quantity, key, fingerprint)
         try:
-            async with self.autocommit.connect() as connection:
-                written = await store.reserve(
-                    connection, offer_id, buyer.user_id, quantity, key, fingerprint
-                )
+            written = await self.winners.submit(winner)
         except IntegrityError as exc:
             lookup.cancel()
             await self.gate.release(offer_id, user, quantity, key)
@@ -94,6 +97,30 @@ class Sales:
         if remaining == 0:
             self.on_stock_change()
         return order, True
+
+    async def _write(self, batch: list[store.Reservation]) -> list[Any]:
+        """Each winner's order and its offer's units left, None where PostgreSQL refused, or
+        the error that refused it. When the batch's statement fails for one of them, each is
+        written alone for its own answer."""
+        try:
+            async with self.autocommit.connect() as connection:
+                written = await store.reserve(connection, batch)
+        except IntegrityError as exc:
+            if len(batch) == 1:
+                return [exc]
+            written = {}
+        answers: list[Any] = []
+        for reservation in batch:
+            if reservation.order_id in written:
+                answers.append(written[reservation.order_id])
+            elif len(batch) == 1:
+                answers.append(None)
+            else:
+                answers += await self._write([reservation])
+        return answers
+
+    async def close(self) -> None:
+        await self.winners.close()
 
     async def _replay(self, user_id: UUID, key: str, fingerprint: str, seen: str | None) -> Order:
         if seen is not None and seen != fingerprint:

@@ -3,7 +3,7 @@ statement, so the invariant remaining + reserved + confirmed = stock holds at ev
 
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -203,60 +203,71 @@ async def unsettled_event_ids(connection: AsyncConnection) -> list[UUID]:
 
 # ---------------------------------------------------------------------------- orders
 
-# The winner's write: one statement, so the offer's row is locked only for its duration.
-# No row comes back when the event is not open or the stock is short; the holdings CHECK
-# refuses more than the limit per customer; the idempotency key's primary key refuses a replay.
+
+class Reservation(NamedTuple):
+    """A winner of the gate, to be written."""
+
+    order_id: UUID
+    offer_id: UUID
+    user_id: UUID
+    quantity: int
+    key: str | None
+    fingerprint: str
+
+
+# The winners' write: one statement for a batch of them (each customer once per offer), so an
+# offer's row is locked once per batch and only while PostgreSQL runs it, never across a round
+# trip. An offer gets no rows back when its event is not open or its stock is short for the
+# whole batch; the holdings CHECK refuses more than the limit per customer and the idempotency
+# key's primary key refuses a replay, each failing the whole statement.
 RESERVE = sa.text("""
-WITH taken AS (
-    UPDATE offers SET remaining = remaining - :quantity, reserved = reserved + :quantity
-    FROM sale_events e
-    WHERE offers.id = :offer_id AND offers.remaining >= :quantity
+WITH wanted AS (
+    SELECT * FROM unnest(CAST(:order_ids AS uuid[]), CAST(:offer_ids AS uuid[]),
+                         CAST(:user_ids AS uuid[]), CAST(:quantities AS integer[]),
+                         CAST(:keys AS text[]), CAST(:fingerprints AS text[]))
+        AS w(order_id, offer_id, user_id, quantity, key, fingerprint)
+), taken AS (
+    UPDATE offers SET remaining = remaining - t.quantity, reserved = reserved + t.quantity
+    FROM (SELECT offer_id, sum(quantity) AS quantity FROM wanted GROUP BY offer_id) t,
+         sale_events e
+    WHERE offers.id = t.offer_id AND offers.remaining >= t.quantity
       AND e.id = offers.event_id AND e.status IN ('live', 'sold_out') AND e.ends_at > now()
     RETURNING offers.id, offers.event_id, offers.item_id, offers.unit_price,
               offers.per_user_limit, offers.remaining, e.currency,
               now() + make_interval(secs => e.reservation_timeout_seconds) AS expires_at
 ), held AS (
     INSERT INTO holdings (user_id, offer_id, quantity, per_user_limit)
-    SELECT CAST(:user_id AS uuid), id, CAST(:quantity AS integer), per_user_limit FROM taken
+    SELECT w.user_id, w.offer_id, w.quantity, taken.per_user_limit
+    FROM wanted w JOIN taken ON taken.id = w.offer_id
     ON CONFLICT (user_id, offer_id) DO UPDATE SET quantity = holdings.quantity + EXCLUDED.quantity
-    RETURNING quantity
 ), keyed AS (
     INSERT INTO idempotency_keys (user_id, key, fingerprint, order_id)
-    SELECT CAST(:user_id AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
-           CAST(:order_id AS uuid)
-    FROM taken WHERE CAST(:key AS text) IS NOT NULL
+    SELECT w.user_id, w.key, w.fingerprint, w.order_id
+    FROM wanted w JOIN taken ON taken.id = w.offer_id WHERE w.key IS NOT NULL
 )
 INSERT INTO orders (id, user_id, event_id, offer_id, item_id, kind, quantity, unit_price,
                     currency, status, expires_at)
-SELECT CAST(:order_id AS uuid), CAST(:user_id AS uuid), event_id, id, item_id, 'flash_sale',
-       CAST(:quantity AS integer), unit_price, currency, 'reserved', expires_at
-FROM taken, held
-RETURNING *, (SELECT remaining FROM taken) AS remaining_after
+SELECT w.order_id, w.user_id, taken.event_id, taken.id, taken.item_id, 'flash_sale',
+       w.quantity, taken.unit_price, taken.currency, 'reserved', taken.expires_at
+FROM wanted w JOIN taken ON taken.id = w.offer_id
+RETURNING *, (SELECT remaining FROM taken WHERE taken.id = orders.offer_id) AS remaining_after
 """)
 
 
 async def reserve(
-    connection: AsyncConnection,
-    offer_id: UUID,
-    user_id: UUID,
-    quantity: int,
-    key: str | None,
-    fingerprint: str,
-) -> tuple[Order, int] | None:
-    row = (
-        await connection.execute(
-            RESERVE,
-            {
-                "offer_id": offer_id,
-                "user_id": user_id,
-                "quantity": quantity,
-                "key": key,
-                "fingerprint": fingerprint,
-                "order_id": uuid.uuid4(),
-            },
-        )
-    ).one_or_none()
-    return None if row is None else (as_order(row), row.remaining_after)
+    connection: AsyncConnection, batch: list[Reservation]
+) -> dict[UUID, tuple[Order, int]]:
+    """The orders written, by id, with their offer's units left after the batch."""
+    columns = {
+        "order_ids": [r.order_id for r in batch],
+        "offer_ids": [r.offer_id for r in batch],
+        "user_ids": [r.user_id for r in batch],
+        "quantities": [r.quantity for r in batch],
+        "keys": [r.key for r in batch],
+        "fingerprints": [r.fingerprint for r in batch],
+    }
+    rows = await connection.execute(RESERVE, columns)
+    return {row.id: (as_order(row), row.remaining_after) for row in rows}
 
 
 async def remembered(connection: AsyncConnection, user_id: UUID, key: str) -> Any:

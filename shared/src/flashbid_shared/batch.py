@@ -1,5 +1,5 @@
-"""Group commit: bids that arrive together are written in one statement and one commit, so
-that every accepted bid is durable before its answer without a commit per bid."""
+"""Group commit: writes that arrive together go out in one statement and one commit, so that
+each is durable before its answer without a commit (and a hot row's lock) per request."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
@@ -10,8 +10,9 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    """`await submit(item)` resolves with `write(batch)`'s answer for that item. A batch holds
-    each `key(item)` once; a second item with the same key waits for the next batch."""
+    """`await submit(item)` resolves with `write(batch)`'s answer for that item, or raises it
+    when the answer is an exception. A batch holds each `key(item)` once; a second item with
+    the same key waits for the next batch."""
 
     def __init__(
         self,
@@ -57,7 +58,11 @@ class Batcher(Generic[T, R]):
                     future.set_exception(exc)
             return
         for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
                 future.set_result(result)
 
     async def close(self) -> None:
