@@ -1,5 +1,6 @@
 """The one way a Flashbid service is assembled, so that all five have the same shape."""
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -72,7 +73,7 @@ def service_app(
             Router(f"/api/{name}", route_handlers=[*routes, *health_handlers(ready or {})]),
             *handlers,
         ],
-        lifespan=[platform, *lifespan],
+        lifespan=[platform, *lifespan, frozen_heap],
         middleware=[RequestIdMiddleware],
         exception_handlers=exception_handlers(errors),
         dependencies={
@@ -95,3 +96,15 @@ def service_app(
         ),
         logging_config=None,
     )
+
+
+@asynccontextmanager
+async def frozen_heap(app: Litestar) -> AsyncIterator[None]:
+    """Once the service is up, what it has built so far (modules, the app, pools: hundreds of
+    thousands of objects that live as long as the process) is moved out of the collector's
+    sight. Otherwise every full collection walks all of it: in a flash-sale storm that was a
+    60-96 ms pause of every request in flight, about once a second."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()

@@ -32,7 +32,7 @@ def _b64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-class Principal(msgspec.Struct, frozen=True):
+class Principal(msgspec.Struct, frozen=True, gc=False):
     """Who is calling: a user (id and role) or another service (its name, role `service`)."""
 
     subject: str
