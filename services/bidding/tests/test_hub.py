@@ -17,10 +17,11 @@ class Socket:
     def __init__(self, stuck: bool = False) -> None:
         self.stuck, self.sent = stuck, []
 
-    async def send_bytes(self, data: bytes) -> None:
+    async def send(self, event: dict) -> None:
         if self.stuck:
             await asyncio.Event().wait()
-        self.sent.append(json.loads(data))
+        assert event["type"] == "websocket.send"
+        self.sent.append(json.loads(event["bytes"]))
 
     async def receive_data(self, mode: str) -> str:
         await asyncio.Event().wait()  # a watcher that never sends anything

@@ -21,33 +21,42 @@ SEND_TIMEOUT = 5.0  # a watcher that cannot take a message in this long is dropp
 BOARD_SIZE = 10
 
 
+def frame(message: Any) -> dict[str, Any]:
+    """The ASGI event that sends `message` (bytes, or what msgspec encodes) as one frame."""
+    data = message if isinstance(message, bytes) else msgspec.json.encode(message)
+    return {"type": "websocket.send", "bytes": data, "text": None}
+
+
 class Watcher:
     def __init__(self, socket: WebSocket, user_id: UUID) -> None:
         self.socket, self.user_id = socket, user_id
         self.pending: dict[str, Any] = {}
-        self.ready = asyncio.Event()
+        self.wake: asyncio.Future[None] | None = None  # while the pump waits for news
         self.sending_since: float | None = None  # while a push is going out
         self.task: asyncio.Task[None] | None = None
         self.too_slow = False
 
     def offer(self, key: str, message: Any) -> None:
-        """Replace whatever was waiting under `key`: only the latest state is ever sent."""
+        """Replace whatever was waiting under `key`: only the latest state is ever sent.
+        `message`: a frame (see `frame`), or a function of the watcher's user id."""
         self.pending[key] = message
-        self.ready.set()
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
 
     async def pump(self) -> None:
+        """Push what is pending. A frame shared by all the watchers is built once by the
+        hub and handed to the socket's own `send`: per frame, what remains is the server's."""
         loop = asyncio.get_running_loop()
         while True:
-            await self.ready.wait()
-            self.ready.clear()
+            if not self.pending:
+                self.wake = loop.create_future()
+                await self.wake
             batch, self.pending = self.pending, {}
             self.sending_since = loop.time()  # the hub's watchdog times the push, not a timer
             for message in batch.values():
                 if callable(message):  # differs per watcher (`you_lead`)
-                    message = message(self.user_id)
-                if not isinstance(message, bytes):
-                    message = msgspec.json.encode(message)
-                await self.socket.send_bytes(message)
+                    message = frame(message(self.user_id))
+                await self.socket.send(message)
             self.sending_since = None
 
     def drop(self) -> None:
@@ -97,7 +106,7 @@ class Hub:
         self.dirty[event_id][key] = news
         if outbid := news.get("outbid"):  # only to the bidder concerned
             target = {k: v for k, v in news.items() if k in ("lot_id", "offer_id")}
-            self.outbids[(event_id, outbid)][f"outbid:{key}"] = {"type": "outbid", **target}
+            self.outbids[(event_id, outbid)][f"outbid:{key}"] = frame({"type": "outbid", **target})
         self.changed.set()
 
     async def push(self) -> None:
@@ -122,7 +131,7 @@ class Hub:
                         continue
                     for n, message in enumerate(messages):
                         if not callable(message):  # the same for all: encoded once
-                            message = msgspec.json.encode(message)
+                            message = frame(message)
                         slot = f"{key}:{n}"
                         for watcher in list(self.watchers.get(event_id, ())):
                             watcher.offer(slot, message)
@@ -144,7 +153,7 @@ class Hub:
                     on_message: Callable[[dict], Any]) -> None:  # fmt: skip
         """Run one watcher until it leaves or stops reading."""
         watcher = Watcher(socket, user_id)
-        watcher.offer("state", first)
+        watcher.offer("state", frame(first))
         self.add(event_id, watcher)
         pump = watcher.task = asyncio.create_task(watcher.pump())
         try:
@@ -159,7 +168,7 @@ class Hub:
                 except msgspec.DecodeError:
                     request = None
                 reply = await on_message(request if isinstance(request, dict) else {})
-                watcher.offer(f"reply:{id(reply)}", reply)
+                watcher.offer(f"reply:{id(reply)}", frame(reply))
             if watcher.too_slow:  # stopped reading: the route closes the socket (1008)
                 raise TimeoutError
             pump.result()
