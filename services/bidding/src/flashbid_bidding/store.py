@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -615,17 +616,28 @@ async def add_task(
     )
 
 
+# Many tasks in one statement of one shape: a storm queues a thousand outbid emails a second,
+# and SQLAlchemy takes ~0.15 ms per row to compile a multi-row VALUES (a 220 ms stall at 1,500).
+ADD_TASKS = sa.text("""
+INSERT INTO tasks (key, kind, payload, due_at)
+SELECT key, :kind, CAST(payload AS jsonb), now() + make_interval(secs => :delay)
+FROM unnest(CAST(:keys AS text[]), CAST(:payloads AS text[])) AS t(key, payload)
+ON CONFLICT (key) DO NOTHING
+""")
+
+
 async def add_tasks(
     connection: AsyncConnection, kind: str, payloads: dict[str, dict], delay: float = 0
 ) -> None:
     """Many tasks in one statement, each once per key."""
-    due = sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, delay)
     await connection.execute(
-        insert(tasks)
-        .values(
-            [{"key": k, "kind": kind, "payload": v, "due_at": due} for k, v in payloads.items()]
-        )
-        .on_conflict_do_nothing(index_elements=[tasks.c.key])
+        ADD_TASKS,
+        {
+            "kind": kind,
+            "delay": delay,
+            "keys": list(payloads),
+            "payloads": [msgspec.json.encode(p).decode() for p in payloads.values()],
+        },
     )
 
 
