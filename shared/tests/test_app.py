@@ -7,9 +7,12 @@ from flashbid_shared.settings import ServiceSettings
 
 
 def test_a_running_service_keeps_what_it_built_at_startup_out_of_full_collections() -> None:
-    app = service_app("demo", ServiceSettings(), routes=[])
+    app, before = service_app("demo", ServiceSettings(), routes=[]), gc.get_threshold()
     with TestClient(app) as client:
         assert client.get("/api/demo/health/live").status_code == 200
         frozen, watched = gc.get_freeze_count(), len(gc.get_objects())
+        running = gc.get_threshold()
     assert frozen > 10 * watched  # a full collection walks a small part of the heap
-    assert gc.get_freeze_count() == 0  # and all of it again once the service stops
+    assert running[0] > before[0] and running[2] > before[2]  # and comes less often
+    assert gc.get_freeze_count() == 0  # all of it again once the service stops
+    assert gc.get_threshold() == before

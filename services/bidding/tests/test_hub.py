@@ -15,13 +15,14 @@ class Socket:
     reading once the TCP buffers are full."""
 
     def __init__(self, stuck: bool = False) -> None:
-        self.stuck, self.sent = stuck, []
+        self.stuck, self.sent, self.times = stuck, [], []
 
     async def send(self, event: dict) -> None:
         if self.stuck:
             await asyncio.Event().wait()
         assert event["type"] == "websocket.send"
         self.sent.append(json.loads(event["bytes"]))
+        self.times.append(asyncio.get_running_loop().time())
 
     async def receive_data(self, mode: str) -> str:
         await asyncio.Event().wait()  # a watcher that never sends anything
@@ -62,6 +63,37 @@ def test_a_burst_reaches_a_watcher_as_a_few_pushes_ending_on_the_latest() -> Non
     outbid = [m for m in to_bidder if m.get("type") == "outbid"]
     assert outbid == [{"type": "outbid", "lot_id": lot_id}]  # once, to the bidder concerned
     assert not [m for m in to_other if m.get("type") == "outbid"]
+
+
+def test_a_change_reaches_every_watcher_within_a_tick_in_groups_not_one_burst() -> None:
+    async def render(event_id, news: dict) -> list[dict]:
+        return [{"price": news["price"]}]
+
+    async def run() -> tuple[float, list[float]]:
+        fanout = hub.Hub(redis=None, render=render)  # type: ignore[arg-type]
+        event_id = uuid4()
+        sockets = [Socket() for _ in range(5 * hub.GROUPS)]
+        for socket in sockets:
+            fanout.add(event_id, watcher := hub.Watcher(socket, uuid4()))
+            watcher.task = asyncio.create_task(watcher.pump())
+        pushing = asyncio.create_task(fanout.push())
+        loop = asyncio.get_running_loop()
+        changed = loop.time()
+        news = {"type": "lot", "lot_id": str(uuid4()), "price": 7}
+        fanout._note(f"bid:event:{event_id}".encode(), json.dumps(news).encode())
+        deadline = changed + 5
+        while not all(socket.sent for socket in sockets):
+            assert loop.time() < deadline
+            await asyncio.sleep(0.01)
+        pushing.cancel()
+        assert all(socket.sent == [{"price": 7}] for socket in sockets)
+        return changed, sorted(socket.times[0] for socket in sockets)
+
+    changed, arrivals = asyncio.run(run())
+    assert arrivals[-1] - changed < 1.0  # about a tick (0.1 s), with room for a busy machine
+    groups = [arrivals[n : n + 5] for n in range(0, len(arrivals), 5)]
+    assert len({round(group[0], 3) for group in groups}) == hub.GROUPS  # ten pushes, not one
+    assert arrivals[-1] - arrivals[0] >= 0.9 * hub.TICK * (hub.GROUPS - 1) / hub.GROUPS
 
 
 def test_a_watcher_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,6 +99,8 @@ class AuctionHouse:
     ) -> None:
         self.engine, self.board, self.users = engine, board, users
         self.require_verified, self.public_url = require_verified, public_url
+        # A batch of ranked bids is one statement: in autocommit, one round trip (not three).
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.ranked = Batcher(self._write_ranked, key=lambda bid: (bid[0], bid[1]))
         self._sessions: dict[UUID, tuple[float, asyncio.Future[Any]]] = {}
         self._emailed: set[str] = set()  # outbid emails already asked for (a debounce)
@@ -314,7 +316,7 @@ class AuctionHouse:
         )  # fmt: skip
 
     async def _write_ranked(self, bids: list[tuple]) -> list[tuple[bool, Decimal | None]]:
-        async with self.engine.begin() as connection:
+        async with self.autocommit.connect() as connection:
             rows = await store.raise_bids(connection, bids)
         answers = {(r.offer_id, r.user_id): (r.raised, r.current) for r in rows}
         return [answers[(bid[0], bid[1])] for bid in bids]

@@ -1,7 +1,10 @@
 """WebSocket fan-out. Every replica listens to the events' Redis channels and pushes to its
 own watchers, so a watcher on any replica sees every bid. Changes are coalesced: at most ten
 pushes a second per watcher, each the latest state; a watcher that stops reading is dropped
-instead of buffered for."""
+instead of buffered for. The watchers are pushed to in ten groups, one every hundredth of a
+second: a change reaches each in at most a tenth of a second, and the pushes are spread over
+it instead of leaving in one burst to every watcher (2,000 watchers: the last of a burst was
+pushed to 100-150 ms after the first, and every bid in between waited behind it)."""
 
 import asyncio
 import contextlib
@@ -16,7 +19,8 @@ from litestar import WebSocket
 from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
-TICK = 0.1  # seconds between pushes
+TICK = 0.1  # seconds between two pushes to one watcher
+GROUPS = 10  # the watchers' groups, pushed to one after the other, TICK / GROUPS apart
 SEND_TIMEOUT = 5.0  # a watcher that cannot take a message in this long is dropped
 BOARD_SIZE = 10
 
@@ -28,8 +32,8 @@ def frame(message: Any) -> dict[str, Any]:
 
 
 class Watcher:
-    def __init__(self, socket: WebSocket, user_id: UUID) -> None:
-        self.socket, self.user_id = socket, user_id
+    def __init__(self, socket: WebSocket, user_id: UUID, group: int = 0) -> None:
+        self.socket, self.user_id, self.group = socket, user_id, group
         self.pending: dict[str, Any] = {}
         self.wake: asyncio.Future[None] | None = None  # while the pump waits for news
         self.sending_since: float | None = None  # while a push is going out
@@ -71,18 +75,25 @@ class Hub:
         function of the watcher's user id for messages that differ per watcher."""
         self.redis, self.render = redis, render
         self.watchers: dict[UUID, set[Watcher]] = defaultdict(set)
-        # the same watchers by (event, user): an outbid goes to one bidder without a scan
+        # the same watchers by group, and by (event, user): an outbid goes to one bidder
+        self.groups: list[dict[UUID, set[Watcher]]] = [defaultdict(set) for _ in range(GROUPS)]
         self.by_user: dict[tuple[UUID, str], set[Watcher]] = defaultdict(set)
         self.dirty: dict[UUID, dict[str, dict]] = defaultdict(dict)
-        self.outbids: dict[tuple[UUID, str], dict[str, dict]] = defaultdict(dict)
+        # what each group has not been pushed yet: rendered changes, and outbids by bidder
+        self.changes: list[dict[UUID, dict[str, Any]]] = [{} for _ in range(GROUPS)]
+        self.outbids: list[dict[tuple[UUID, str], dict[str, Any]]] = [{} for _ in range(GROUPS)]
         self.changed = asyncio.Event()
+        self._joined = 0
 
     def add(self, event_id: UUID, watcher: Watcher) -> None:
+        watcher.group, self._joined = self._joined % GROUPS, self._joined + 1
         self.watchers[event_id].add(watcher)
+        self.groups[watcher.group][event_id].add(watcher)
         self.by_user[(event_id, str(watcher.user_id))].add(watcher)
 
     def remove(self, event_id: UUID, watcher: Watcher) -> None:
         _discard(self.watchers, event_id, watcher)
+        _discard(self.groups[watcher.group], event_id, watcher)
         _discard(self.by_user, (event_id, str(watcher.user_id)), watcher)
 
     async def listen(self) -> None:
@@ -106,36 +117,56 @@ class Hub:
         self.dirty[event_id][key] = news
         if outbid := news.get("outbid"):  # only to the bidder concerned
             target = {k: v for k, v in news.items() if k in ("lot_id", "offer_id")}
-            self.outbids[(event_id, outbid)][f"outbid:{key}"] = frame({"type": "outbid", **target})
+            message = frame({"type": "outbid", **target})
+            for outbids in self.outbids:
+                outbids.setdefault((event_id, outbid), {})[f"outbid:{key}"] = message
         self.changed.set()
 
     async def push(self) -> None:
-        """At most every TICK: render each changed thing once and offer it to its watchers,
-        and each outbid to its bidder's. Watchers push nothing else (but their replies), so
-        each gets at most ten pushes a second."""
+        """Every TICK / GROUPS while there is news: render each change once, then offer what
+        the next group has not had to its watchers, and each outbid to its bidder's. Watchers
+        push nothing else (but their replies), so each gets at most ten pushes a second."""
+        loop, step = asyncio.get_running_loop(), TICK / GROUPS
+        turn, due = 0, loop.time()
         while True:
-            await self.changed.wait()
+            if not self.dirty and not any(self.changes) and not any(self.outbids):
+                await self.changed.wait()
+                due = max(due, loop.time())
             self.changed.clear()
-            dirty, self.dirty = self.dirty, defaultdict(dict)
-            outbids, self.outbids = self.outbids, defaultdict(dict)
-            for (event_id, user), messages in outbids.items():
-                for watcher in self.by_user.get((event_id, user), ()):
+            await self._render()
+            self._offer(turn % GROUPS)
+            # the turns keep their pace (rendering takes time), catching up one step at most
+            turn, due = turn + 1, max(due + step, loop.time() - step)
+            await asyncio.sleep(due - loop.time())
+
+    async def _render(self) -> None:
+        dirty, self.dirty = self.dirty, defaultdict(dict)
+        for event_id, changes in dirty.items():
+            for key, news in changes.items():
+                try:
+                    messages = await self.render(event_id, news)
+                except Exception:
+                    log.exception("cannot render %s", news)
+                    continue
+                for n, message in enumerate(messages):
+                    if not callable(message):  # the same for all: encoded once
+                        message = frame(message)
+                    for pending in self.changes:
+                        pending.setdefault(event_id, {})[f"{key}:{n}"] = message
+
+    def _offer(self, group: int) -> None:
+        changes, self.changes[group] = self.changes[group], {}
+        outbids, self.outbids[group] = self.outbids[group], {}
+        for (event_id, user), messages in outbids.items():
+            for watcher in self.by_user.get((event_id, user), ()):
+                if watcher.group == group:
                     for slot, message in messages.items():
                         watcher.offer(slot, message)
-            for event_id, changes in dirty.items():
-                for key, news in changes.items():
-                    try:
-                        messages = await self.render(event_id, news)
-                    except Exception:
-                        log.exception("cannot render %s", news)
-                        continue
-                    for n, message in enumerate(messages):
-                        if not callable(message):  # the same for all: encoded once
-                            message = frame(message)
-                        slot = f"{key}:{n}"
-                        for watcher in list(self.watchers.get(event_id, ())):
-                            watcher.offer(slot, message)
-            await asyncio.sleep(TICK)
+        watchers = self.groups[group]
+        for event_id, messages in changes.items():
+            for watcher in list(watchers.get(event_id, ())):
+                for slot, message in messages.items():
+                    watcher.offer(slot, message)
 
     async def watchdog(self) -> None:
         """Drop the watchers whose push has not gone out in SEND_TIMEOUT: they stopped
