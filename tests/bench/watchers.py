@@ -410,21 +410,44 @@ class Crowd:
         }
 
 
+class Line(msgspec.Struct):
+    rank: int
+    display_name: str
+    price: str
+
+
+class Session(msgspec.Struct):
+    leaderboard: list[Line] = []
+
+
+class Pushed(msgspec.Struct):
+    """What a watcher reads of a message (the rest is skipped, not built: the crowd's CPU is
+    the stack's CPU on this machine)."""
+
+    type: str = ""
+    leaderboard: list[Line] | None = None
+    sessions: list[Session] = []
+
+
 class Watcher:
     """One socket's record: when each leaderboard came and its top price; prices newly listed."""
 
-    __slots__ = ("arrivals", "board", "closed", "listed", "listed_at", "top", "tops")
+    __slots__ = ("arrivals", "closed", "lines", "listed", "listed_at", "top", "tops")
 
     def __init__(self) -> None:
         self.arrivals, self.tops = array("d"), array("q")
         self.listed, self.listed_at = array("q"), array("d")
-        self.board: list[tuple] = []
+        self.lines: list[Line] = []
         self.top = 0
         self.closed: str | None = None
 
-    def saw(self, at: float, leaderboard: list[dict]) -> None:
-        self.board = [(line["rank"], line["display_name"], line["price"]) for line in leaderboard]
-        prices = [cents_of(line["price"]) for line in leaderboard]
+    @property
+    def board(self) -> list[tuple]:
+        return [(line.rank, line.display_name, line.price) for line in self.lines]
+
+    def saw(self, at: float, leaderboard: list[Line]) -> None:
+        self.lines = leaderboard
+        prices = [int(line.price.replace(".", "")) for line in leaderboard]  # EUR: two decimals
         top = max(prices, default=0)
         for price in prices:
             if price > self.top:
@@ -446,7 +469,7 @@ async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
     from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
     loop = asyncio.get_running_loop()
-    decode = msgspec.json.Decoder().decode
+    decode = msgspec.json.Decoder(Pushed).decode
     watchers: dict[int, Watcher] = {}
     messages: Counter[str] = Counter()
     failures: Counter[str] = Counter()
@@ -469,15 +492,14 @@ async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
             # the server's messages are single frames: a fragment fails to decode, and an
             # exception here closes the socket and comes out of wait_disconnected()
             message = decode(frame.get_payload_as_memoryview())
-            kind = message.get("type")
-            messages[kind] += 1
-            if kind == "state":
-                self.watcher.saw(at, message["sessions"][0]["leaderboard"])
+            messages[message.type] += 1
+            if message.type == "state":
+                self.watcher.saw(at, message.sessions[0].leaderboard)
                 if not self.first.done():
                     connect_ms.append((at - self.began) * 1000)
                     self.first.set_result(True)
-            elif kind == "bid" and "leaderboard" in message:
-                self.watcher.saw(at, message["leaderboard"])
+            elif message.type == "bid" and message.leaderboard is not None:
+                self.watcher.saw(at, message.leaderboard)
 
     async def one(w: int, token: str, first: asyncio.Future) -> None:
         headers = {"X-Forwarded-For": client_address(WATCHER_ADDRESSES + w)}
