@@ -32,8 +32,9 @@ def frame(message: Any) -> dict[str, Any]:
 
 
 class Watcher:
-    def __init__(self, socket: WebSocket, user_id: UUID, group: int = 0) -> None:
-        self.socket, self.user_id, self.group = socket, user_id, group
+    def __init__(self, socket: WebSocket, user_id: UUID) -> None:
+        self.socket, self.user_id = socket, user_id
+        self.group = 0  # given by the hub
         self.pending: dict[str, Any] = {}
         self.wake: asyncio.Future[None] | None = None  # while the pump waits for news
         self.sending_since: float | None = None  # while a push is going out
