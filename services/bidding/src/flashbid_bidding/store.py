@@ -604,16 +604,7 @@ async def add_task(
     connection: AsyncConnection, key: str, kind: str, payload: dict, delay: float = 0
 ) -> None:
     """Once per key: a second task with the same key is dropped (that is the debounce)."""
-    await connection.execute(
-        insert(tasks)
-        .values(
-            key=key,
-            kind=kind,
-            payload=payload,
-            due_at=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, delay),
-        )
-        .on_conflict_do_nothing(index_elements=[tasks.c.key])
-    )
+    await add_tasks(connection, kind, {key: payload}, delay)
 
 
 # Many tasks in one statement of one shape: a storm queues a thousand outbid emails a second,
