@@ -1,6 +1,6 @@
 from uuid import UUID
 
-from litestar import get, post, put
+from litestar import Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,6 +21,7 @@ from flashbid_bidding.schemas import (
 )
 from flashbid_bidding.workers import apply_event
 from flashbid_shared.contracts import Event, EventFigures
+from flashbid_shared.errors import DomainError, refusal
 from flashbid_shared.params import IdempotencyKey, Limit
 from flashbid_shared.tokens import Principal, provide_user, service_required, user_required
 
@@ -76,12 +77,21 @@ async def lot_bids(connection: AsyncConnection, lot_id: UUID, limit: Limit = 50)
 
 @post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", **STORM)
 async def bid_on_lot(
-    state: State, principal: Principal, lot_id: UUID, data: LotBid, idempotency_key: IdempotencyKey
-) -> LotView:
+    request: Request,
+    state: State,
+    principal: Principal,
+    lot_id: UUID,
+    data: LotBid,
+    idempotency_key: IdempotencyKey,
+) -> Response[LotView]:
     """Bid `amount`; with `max_amount`, the system bids for you up to it (a proxy bid)."""
-    return await state.house.bid_on_lot(
-        principal, lot_id, data.amount, data.max_amount, idempotency_key
-    )
+    try:
+        lot = await state.house.bid_on_lot(
+            principal, lot_id, data.amount, data.max_amount, idempotency_key
+        )
+    except DomainError as exc:
+        return refusal(request, exc)
+    return Response(lot, status_code=201)
 
 
 @post("/lots/{lot_id:uuid}/buy-now", operation_id="buy_now", **BIDDER)
@@ -92,10 +102,14 @@ async def buy_now(state: State, principal: Principal, lot_id: UUID) -> LotView:
 
 @post("/sessions/{offer_id:uuid}/bids", operation_id="bid_in_session", **STORM)
 async def bid_in_session(
-    state: State, principal: Principal, offer_id: UUID, data: SessionBid
-) -> Standing:
+    request: Request, state: State, principal: Principal, offer_id: UUID, data: SessionBid
+) -> Response[Standing]:
     """Place or raise (never lower) your one bid in a ranked session."""
-    return await state.house.bid_in_session(principal, offer_id, data.price)
+    try:
+        standing = await state.house.bid_in_session(principal, offer_id, data.price)
+    except DomainError as exc:
+        return refusal(request, exc)
+    return Response(standing, status_code=201)
 
 
 @get("/sessions/{offer_id:uuid}/leaderboard", operation_id="leaderboard", **PUBLIC)

@@ -2,7 +2,7 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from litestar import Response, get, post, put
+from litestar import Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from flashbid_purchase import domain, store
 from flashbid_purchase.schemas import OfferStats, OrderPage, OrderRequest, Stats, StockLine
 from flashbid_shared.contracts import AwardOrder, Event, EventFigures, Order, Purchased
+from flashbid_shared.errors import DomainError, refusal
 from flashbid_shared.params import IdempotencyKey, Limit, Offset
 from flashbid_shared.tokens import (
     Principal,
@@ -45,13 +46,20 @@ async def event_stock(state: State, event_id: UUID) -> list[StockLine]:
 
 @post("/orders", operation_id="create_order", status_code=201, **STORM)
 async def create_order(
-    state: State, principal: Principal, data: OrderRequest, idempotency_key: IdempotencyKey
+    request: Request,
+    state: State,
+    principal: Principal,
+    data: OrderRequest,
+    idempotency_key: IdempotencyKey,
 ) -> Response[Order]:
     """Reserve units of a flash-sale offer. With an `Idempotency-Key`, a retry of the same
     request answers the first result; the same key with another body is refused (422)."""
-    order, new = await state.sales.place_order(
-        principal, data.offer_id, data.quantity, idempotency_key
-    )
+    try:
+        order, new = await state.sales.place_order(
+            principal, data.offer_id, data.quantity, idempotency_key
+        )
+    except DomainError as exc:
+        return refusal(request, exc)
     return Response(order, status_code=201, headers={} if new else {"Idempotent-Replayed": "true"})
 
 
