@@ -1,6 +1,7 @@
 """The pipelined Redis connection of the hot paths, against the real Redis: concurrent commands
 get their own replies, scripts survive a SCRIPT FLUSH, and a killed connection fails only the
-commands in flight before the next one reconnects."""
+commands in flight before the next one reconnects; a subscription hears what matches, in order,
+and ends with ConnectionError when its connection is killed."""
 
 import asyncio
 
@@ -86,3 +87,29 @@ def test_a_killed_connection_fails_what_was_in_flight_then_reconnects(redis_url)
                 await asyncio.sleep(0.01)
 
     assert run(redis_url, scenario) == 2
+
+
+def test_a_subscription_hears_what_matches_its_pattern_and_ends_when_killed(redis_url) -> None:
+    async def scenario(pool, line):
+        heard, patterns = [], await pool.execute_command("PUBSUB", "NUMPAT")
+        listening = asyncio.create_task(
+            line.listen("test:event:*", lambda channel, data: heard.append((channel, data)))
+        )
+        deadline = asyncio.get_running_loop().time() + 5
+        while await pool.execute_command("PUBSUB", "NUMPAT") == patterns:  # not yet subscribed
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        for n in range(100):
+            await pool.publish("test:event:a" if n % 2 else "test:other", str(n))
+        await pool.publish("test:event:b", "last")
+        while not heard or heard[-1][1] != b"last":
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        await pool.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(listening, 5)
+        return heard
+
+    heard = run(redis_url, scenario)
+    expected = [(b"test:event:a", str(n).encode()) for n in range(1, 100, 2)]
+    assert heard == [*expected, (b"test:event:b", b"last")]

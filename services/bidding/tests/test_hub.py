@@ -34,7 +34,7 @@ def test_a_burst_reaches_a_watcher_as_a_few_pushes_ending_on_the_latest() -> Non
         return [{"price": news["price"]}]
 
     async def run() -> tuple[list[dict], list[dict], str]:
-        fanout = hub.Hub(redis=None, render=render)  # type: ignore[arg-type]
+        fanout = hub.Hub(line=None, render=render)  # type: ignore[arg-type]
         event_id, lot_id, bidder, other = uuid4(), uuid4(), uuid4(), uuid4()
         sockets = {bidder: Socket(), other: Socket()}
         for user, socket in sockets.items():
@@ -70,7 +70,7 @@ def test_a_change_reaches_every_watcher_within_a_tick_in_groups_not_one_burst() 
         return [{"price": news["price"]}]
 
     async def run() -> tuple[float, list[float]]:
-        fanout = hub.Hub(redis=None, render=render)  # type: ignore[arg-type]
+        fanout = hub.Hub(line=None, render=render)  # type: ignore[arg-type]
         event_id = uuid4()
         sockets = [Socket() for _ in range(5 * hub.GROUPS)]
         for socket in sockets:
@@ -100,7 +100,7 @@ def test_a_watcher_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(hub, "SEND_TIMEOUT", 0.2)
 
     async def run() -> tuple[bool, bool]:
-        fanout = hub.Hub(redis=None, render=None)  # type: ignore[arg-type]
+        fanout = hub.Hub(line=None, render=None)  # type: ignore[arg-type]
         event_id = uuid4()
         watchdog = asyncio.create_task(fanout.watchdog())
 

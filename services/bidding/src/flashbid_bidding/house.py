@@ -103,7 +103,7 @@ class AuctionHouse:
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.ranked = Batcher(self._write_ranked, key=lambda bid: (bid[0], bid[1]))
         self._sessions: dict[UUID, tuple[float, asyncio.Future[Any]]] = {}
-        self._emailed: set[str] = set()  # outbid emails already asked for (a debounce)
+        self._emailed: set[tuple] = set()  # outbid emails already asked for (a debounce)
         self._emails: dict[str, dict] = {}  # outbid emails not yet written
 
     async def bidder(self, principal: Principal) -> UserSummary:
@@ -188,7 +188,7 @@ class AuctionHouse:
                     connection, user.id, key, fingerprint, msgspec.to_builtins(state)
                 )
             if placed.outbid:
-                self._outbid_email(placed.outbid, row, state.current_price)
+                self._outbid_email(str(placed.outbid), row, state.current_price)
         await self._announce(state, outbid=placed.outbid, extended=placed.extended)
         return state.seen_by(user.id)
 
@@ -230,18 +230,18 @@ class AuctionHouse:
             news["extended"] = state.ends_at.isoformat()
         await self.board.publish(state.event_id, news)
 
-    def _outbid_email(self, user_id: UUID, row: Any, price: Decimal | None) -> None:
+    def _outbid_email(self, user_id: str, row: Any, price: Decimal | None) -> None:
         """At most one email per offer, bidder and ten minutes, sent a minute late: queued
         here and written by `flush_emails` in one statement a second (a ranked storm pushes
         someone out of the winning ranks on nearly every bid)."""
-        key = f"outbid:{row.id}:{user_id}:{int(time.time() // 600)}"
-        if key in self._emailed:
+        asked = (row.id, user_id, int(time.time() // 600))
+        if asked in self._emailed:
             return
         if len(self._emailed) > 100_000:
             self._emailed.clear()
-        self._emailed.add(key)
-        self._emails[key] = {
-            "user_id": str(user_id),
+        self._emailed.add(asked)
+        self._emails[f"outbid:{row.id}:{user_id}:{asked[2]}"] = {
+            "user_id": user_id,
             "template": "outbid",
             "data": {
                 "title": row.title,
@@ -309,7 +309,7 @@ class AuctionHouse:
             await self.rebuild_board(offer_id)
             rank, pushed = await self.board.upsert(*move, row.inventory)
         if pushed:  # fell out of the winning ranks: told by email too
-            self._outbid_email(UUID(pushed), row, price)
+            self._outbid_email(pushed, row, price)
         return Standing(
             offer_id=offer_id, price=str(price), score=value, rank=rank,
             winning=rank <= row.inventory, inventory=row.inventory,

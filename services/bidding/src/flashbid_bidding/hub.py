@@ -16,7 +16,10 @@ from uuid import UUID
 
 import msgspec
 from litestar import WebSocket
-from redis.asyncio import Redis
+from redis.exceptions import ConnectionError
+
+from flashbid_bidding.board import channel
+from flashbid_shared.redisline import RedisLine
 
 log = logging.getLogger(__name__)
 TICK = 0.1  # seconds between two pushes to one watcher
@@ -71,11 +74,12 @@ class Watcher:
 
 
 class Hub:
-    def __init__(self, redis: Redis, render: Callable[[UUID, dict], Any]) -> None:
+    def __init__(self, line: RedisLine, render: Callable[[UUID, dict], Any]) -> None:
         """`render(event_id, news)` turns a change into the message(s) to push: a dict, or a
         function of the watcher's user id for messages that differ per watcher."""
-        self.redis, self.render = redis, render
+        self.line, self.render = line, render
         self.watchers: dict[UUID, set[Watcher]] = defaultdict(set)
+        self.channels: dict[bytes, UUID] = {}  # the watched events, by their Redis channel
         # the same watchers by group, and by (event, user): an outbid goes to one bidder
         self.groups: list[dict[UUID, set[Watcher]]] = [defaultdict(set) for _ in range(GROUPS)]
         self.by_user: dict[tuple[UUID, str], set[Watcher]] = defaultdict(set)
@@ -88,6 +92,7 @@ class Hub:
 
     def add(self, event_id: UUID, watcher: Watcher) -> None:
         watcher.group, self._joined = self._joined % GROUPS, self._joined + 1
+        self.channels[channel(event_id).encode()] = event_id
         self.watchers[event_id].add(watcher)
         self.groups[watcher.group][event_id].add(watcher)
         self.by_user[(event_id, str(watcher.user_id))].add(watcher)
@@ -96,22 +101,20 @@ class Hub:
         _discard(self.watchers, event_id, watcher)
         _discard(self.groups[watcher.group], event_id, watcher)
         _discard(self.by_user, (event_id, str(watcher.user_id)), watcher)
+        if event_id not in self.watchers:
+            self.channels.pop(channel(event_id).encode(), None)
 
     async def listen(self) -> None:
         while True:
             try:
-                async with self.redis.pubsub() as pubsub:
-                    await pubsub.psubscribe("bid:event:*")
-                    async for message in pubsub.listen():
-                        if message["type"] == "pmessage":
-                            self._note(message["channel"], message["data"])
-            except Exception as exc:  # Redis went away: listen again when it is back
+                await self.line.listen("bid:event:*", self._note)
+            except ConnectionError as exc:  # Redis went away: listen again when it is back
                 log.warning("event channel lost (%r); listening again", exc)
                 await asyncio.sleep(1)
 
     def _note(self, channel: bytes, data: bytes) -> None:
-        event_id = UUID(channel.decode().rsplit(":", 1)[1])
-        if event_id not in self.watchers:
+        event_id = self.channels.get(channel)  # None: nobody watches this event here
+        if event_id is None:
             return
         news = msgspec.json.decode(data)
         key = f"{news['type']}:{news.get('lot_id') or news.get('offer_id') or ''}"

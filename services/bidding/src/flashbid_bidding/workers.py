@@ -100,7 +100,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
             public_url=settings.public_url,
         )
         peers = Peers(http, settings.catalog_url, settings.purchase_url, settings.auth_url)
-        hub = Hub(app.state.redis, Renderer(house).render)
+        hub = Hub(app.state.redis_line, Renderer(house).render)
         app.state.house, app.state.hub, app.state.peers = house, hub, peers
         tasks = [
             asyncio.create_task(hub.listen()),
