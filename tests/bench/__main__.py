@@ -18,7 +18,7 @@ import sys
 import flash_sale
 import ranked_storm
 import watchers
-from harness import BenchError, machine, write_results
+from harness import BenchError, machine, python_speed, write_results
 
 import stack
 
@@ -34,11 +34,14 @@ def main() -> None:
     profile = stack.Profile.load("bench")
     if not stack.http_ok(f"{profile.gateway}/api/purchase/health/ready"):
         sys.exit("bench: the bench stack is not up: `python3 tests/stack.py up --profile bench`")
+    speed = python_speed()
+    print(f"machine speed: a fixed piece of Python took {speed} ms (lower is faster)")
     try:
         document, passed = SCENARIOS[args.scenario].run(profile, args)
     except BenchError as error:
         sys.exit(f"bench: {error}")
-    path = write_results(args.scenario, {"scenario": args.scenario, **document, **machine()})
+    document = {"scenario": args.scenario, **document, **machine(), "python_speed_ms": speed}
+    path = write_results(args.scenario, document)
     print(f"\nfigures: {path.relative_to(stack.ROOT)}")
     sys.exit(0 if passed else 1)
 

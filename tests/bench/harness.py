@@ -407,6 +407,25 @@ def revision() -> dict:
     }
 
 
+def python_speed() -> float:
+    """Milliseconds a fixed piece of pure Python takes (the median of five): this machine's
+    speed changes from hour to hour (its cores are shared), and two runs' figures compare only
+    alongside it."""
+
+    def work() -> None:
+        counts: dict[str, int] = {}
+        for n in range(200_000):
+            key = f"k{n % 1000}"
+            counts[key] = counts.get(key, 0) + n
+
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return round(sorted(times)[2] * 1000, 1)
+
+
 def machine() -> dict:
     uname = os.uname()
     return {
