@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from flashbid_bidding import domain, store
 from flashbid_bidding.board import Board
 from flashbid_bidding.house import AuctionHouse
-from flashbid_bidding.workers import apply_event, perform_tasks
+from flashbid_bidding.workers import apply_event, perform_tasks, purge_tasks
 from flashbid_shared.contracts import Event, Offer, Scoring, UserSummary
 from flashbid_shared.database import redis_client
 from flashbid_shared.redisline import RedisLine
@@ -255,6 +255,29 @@ def test_a_winners_order_is_sent_before_a_backlog_of_emails(houses) -> None:
 
     claimed = houses(scenario)
     assert sorted(claimed) == ["award"] + ["notify"] * 19  # in the first batch, with 19 emails
+
+
+def test_done_tasks_are_deleted_after_a_week_and_pending_ones_never(houses) -> None:
+    async def scenario(house: AuctionHouse):
+        keys = {age: f"purge-{age}-{uuid.uuid4()}" for age in ("8 days", "6 days", "pending")}
+        async with house.engine.begin() as connection:
+            await store.add_tasks(connection, "notify", {k: {} for k in keys.values()})
+            for age in ("8 days", "6 days"):
+                await connection.execute(
+                    store.tasks.update()
+                    .where(store.tasks.c.key == keys[age])
+                    .values(done_at=sa.func.now() - sa.text(f"interval '{age}'"))
+                )
+        await purge_tasks(house)
+        async with house.engine.connect() as connection:
+            left = set(
+                await connection.scalars(
+                    sa.select(store.tasks.c.key).where(store.tasks.c.key.in_(keys.values()))
+                )
+            )
+        return {age for age, key in keys.items() if key in left}
+
+    assert houses(scenario) == {"6 days", "pending"}
 
 
 def test_due_tasks_are_performed_together_and_a_failed_one_is_tried_again(houses) -> None:

@@ -1,7 +1,7 @@
 """Bidding's tables and the statements over them. PostgreSQL holds every accepted bid before
 its answer goes out; Redis holds a copy of the live state that can be rebuilt from here."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -654,6 +654,16 @@ async def finish_task(connection: AsyncConnection, task_id: int, retry_in: float
         else {"due_at": sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
     )
     await connection.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
+
+
+# Done tasks are kept a week (what was sent, and their keys' debounce), then deleted: every
+# ranked storm leaves thousands of sent outbid emails behind.
+DONE_TASKS_KEPT = timedelta(days=7)
+
+
+async def purge_done_tasks(connection: AsyncConnection) -> None:
+    kept_since = sa.func.now() - DONE_TASKS_KEPT
+    await connection.execute(tasks.delete().where(tasks.c.done_at < kept_since))
 
 
 async def unsettled_event_ids(connection: AsyncConnection) -> list[UUID]:

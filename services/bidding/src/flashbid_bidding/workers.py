@@ -45,6 +45,11 @@ async def perform_tasks(house: AuctionHouse, peers: Peers) -> int:
     return len(claimed)
 
 
+async def purge_tasks(house: AuctionHouse) -> None:
+    async with house.engine.begin() as connection:
+        await store.purge_done_tasks(connection)
+
+
 async def perform(peers: Peers, task: Any) -> float | None:
     """None once done; otherwise the seconds until the next attempt."""
     try:
@@ -108,6 +113,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
             asyncio.create_task(hub.watchdog()),
             asyncio.create_task(every(0.25, house.settle_due)),
             asyncio.create_task(every(1.0, lambda: perform_tasks(house, peers))),
+            asyncio.create_task(every(3600.0, lambda: purge_tasks(house))),
             asyncio.create_task(every(5.0, lambda: remind(house))),
             asyncio.create_task(every(1.0, house.flush_emails)),
             asyncio.create_task(
