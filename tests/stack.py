@@ -183,9 +183,12 @@ def run(*cmd: str | Path, user: str | None = None, **kwargs) -> subprocess.Compl
 
 
 def port_open(port: int) -> bool:
+    """Whether something listens on `port`. The stores' ports are in Linux's ephemeral range,
+    where a connection to a port nobody listens on can be given that same port as its own and
+    connect to itself: that once made `up` take a stopped PostgreSQL for a running one."""
     with socket.socket() as sock:
         sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex(("127.0.0.1", port)) == 0 and sock.getsockname()[1] != port
 
 
 def wait_until(what: str, ready, timeout: float = 60.0, log: Path | None = None) -> None:
