@@ -31,11 +31,11 @@ class Script:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
 
-class _Protocol(asyncio.Protocol):
+class _Connection(asyncio.Protocol):
+    """A Redis connection read with hiredis: each reply, as it is complete, to `take`."""
+
     def __init__(self) -> None:
         self.reader = hiredis.Reader(replyError=ResponseError)
-        self.waiting: deque[asyncio.Future[Any]] = deque()
-        self.outgoing: list[bytes] = []
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -44,12 +44,25 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
-            waiter = self.waiting.popleft()
-            if not waiter.done():
-                if isinstance(reply, ResponseError):
-                    waiter.set_exception(reply)
-                else:
-                    waiter.set_result(reply)
+            self.take(reply)
+
+    def take(self, reply: Any) -> None:
+        raise NotImplementedError
+
+
+class _Protocol(_Connection):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.outgoing: list[bytes] = []
+
+    def take(self, reply: Any) -> None:
+        waiter = self.waiting.popleft()
+        if not waiter.done():
+            if isinstance(reply, ResponseError):
+                waiter.set_exception(reply)
+            else:
+                waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -75,28 +88,22 @@ class _Protocol(asyncio.Protocol):
         self.outgoing.clear()
 
 
-class _Listener(asyncio.Protocol):
+class _Listener(_Connection):
     """A connection subscribed to a pattern: each message's channel and data to `on_message`."""
 
     def __init__(self, on_message: Callable[[bytes, bytes], None]) -> None:
-        self.reader = hiredis.Reader(replyError=ResponseError)
+        super().__init__()
         self.on_message = on_message
         self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        while (reply := self.reader.gets()) is not False:
-            if isinstance(reply, ResponseError):  # a refused AUTH, SELECT or PSUBSCRIBE
-                self._end(reply)
-            elif reply[0] == b"pmessage":
-                try:
-                    self.on_message(reply[2], reply[3])
-                except Exception:
-                    log.exception("cannot take the message on %r", reply[2])
+    def take(self, reply: Any) -> None:
+        if isinstance(reply, ResponseError):  # a refused AUTH, SELECT or PSUBSCRIBE
+            self._end(reply)
+        elif reply[0] == b"pmessage":
+            try:
+                self.on_message(reply[2], reply[3])
+            except Exception:
+                log.exception("cannot take the message on %r", reply[2])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end(exc)
