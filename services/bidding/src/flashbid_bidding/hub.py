@@ -16,7 +16,6 @@ from uuid import UUID
 
 import msgspec
 from litestar import WebSocket
-from redis.exceptions import ConnectionError
 
 from flashbid_bidding.board import channel
 from flashbid_shared.redisline import RedisLine
@@ -108,7 +107,7 @@ class Hub:
         while True:
             try:
                 await self.line.listen("bid:event:*", self._note)
-            except ConnectionError as exc:  # Redis went away: listen again when it is back
+            except Exception as exc:  # Redis went away: listen again when it is back
                 log.warning("event channel lost (%r); listening again", exc)
                 await asyncio.sleep(1)
 
