@@ -47,9 +47,9 @@ DEFAULT_PORTS = {
         "reviews": 8005,
         "mailpit": 8025,
         "smtp": 1025,
-        "postgres": 55432,
-        "redis": 56379,
-        "ferretdb": 57017,
+        "postgres": 15432,
+        "redis": 16379,
+        "ferretdb": 17017,
     },
     "test": {
         "gateway": 18080,
@@ -60,9 +60,9 @@ DEFAULT_PORTS = {
         "reviews": 18005,
         "mailpit": 18025,
         "smtp": 11025,
-        "postgres": 55442,
-        "redis": 56389,
-        "ferretdb": 57027,
+        "postgres": 15442,
+        "redis": 16389,
+        "ferretdb": 17027,
     },
     "bench": {
         "gateway": 28080,
@@ -73,9 +73,9 @@ DEFAULT_PORTS = {
         "reviews": 28005,
         "mailpit": 28025,
         "smtp": 21025,
-        "postgres": 55452,
-        "redis": 56399,
-        "ferretdb": 57037,
+        "postgres": 15452,
+        "redis": 16399,
+        "ferretdb": 17037,
     },
 }
 REPLICA_PORT_STEP = 10  # replica n of a service listens on its port + 10·(n-1)
@@ -183,9 +183,9 @@ def run(*cmd: str | Path, user: str | None = None, **kwargs) -> subprocess.Compl
 
 
 def port_open(port: int) -> bool:
-    """Whether something listens on `port`. The stores' ports are in Linux's ephemeral range,
-    where a connection to a port nobody listens on can be given that same port as its own and
-    connect to itself: that once made `up` take a stopped PostgreSQL for a running one."""
+    """Whether something listens on `port`. A connection to a port in Linux's ephemeral range
+    (32768-60999) that nobody listens on can be given that port as its own and connect to
+    itself: that once made `up` take a stopped PostgreSQL (then on 55452) for a running one."""
     with socket.socket() as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("127.0.0.1", port)) == 0 and sock.getsockname()[1] != port

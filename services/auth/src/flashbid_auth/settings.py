@@ -2,7 +2,7 @@ from flashbid_shared.settings import PostgresSettings
 
 
 class Settings(PostgresSettings, kw_only=True):
-    database_url: str = "postgresql+asyncpg://flashbid@127.0.0.1:55432/flashbid_auth"
+    database_url: str = "postgresql+asyncpg://flashbid@127.0.0.1:15432/flashbid_auth"
     # Encrypts signing keys and TOTP secrets at rest; set a long random value in production.
     key_encryption_secret: str = "dev-only-key-encryption-secret"
     access_token_ttl: int = 900
