@@ -106,7 +106,7 @@ class Hub:
     async def listen(self) -> None:
         while True:
             try:
-                await self.line.listen("bid:event:*", self._note)
+                await self.line.listen(channel("*"), self._note)
             except Exception as exc:  # Redis went away: listen again when it is back
                 log.warning("event channel lost (%r); listening again", exc)
                 await asyncio.sleep(1)
