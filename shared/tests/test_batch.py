@@ -41,3 +41,24 @@ def test_an_item_answered_with_an_exception_raises_it_and_only_it() -> None:
         (ValueError, "no 1"),
         (ValueError, "no 3"),
     ]
+
+
+def test_closing_writes_and_answers_everything_submitted_first() -> None:
+    written: list[int] = []
+
+    async def write(items):
+        await asyncio.sleep(0.01)  # a write in flight when close is called
+        written.extend(items)
+        return items
+
+    async def run():
+        batcher = Batcher(write, key=lambda n: n)
+        submitted = [asyncio.ensure_future(batcher.submit(n)) for n in range(3)]
+        await asyncio.sleep(0.001)  # 0..2 are being written
+        submitted += [asyncio.ensure_future(batcher.submit(n)) for n in range(3, 6)]
+        await asyncio.sleep(0)
+        await batcher.close()
+        return [future.result() for future in submitted]  # all answered once closed
+
+    assert asyncio.run(run()) == list(range(6))
+    assert sorted(written) == list(range(6))

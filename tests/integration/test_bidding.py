@@ -202,6 +202,51 @@ def test_redis_flushed_mid_event_is_rebuilt_identically(houses) -> None:
     assert mine[0] == mine[1]
 
 
+def test_bidders_who_go_away_mid_bid_leave_redis_and_postgresql_agreeing(houses) -> None:
+    """A bid whose request is cancelled at any point (the client gone, the server stopping) is
+    in both PostgreSQL and the live state, or in neither: the leaderboard and the lot shown to
+    watchers are those PostgreSQL rebuilds."""
+
+    async def scenario(house: AuctionHouse):
+        ranked, auction = event("ranked"), event("auction")
+        await apply_event(house, ranked)
+        await apply_event(house, auction)
+        offer_id, lot_id = ranked.offers[0].id, auction.offers[0].id
+        people = await joined(house, auction, 60)
+
+        async def leaves_after(seconds: float, bid) -> None:
+            task = asyncio.ensure_future(bid)
+            await asyncio.sleep(seconds)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        await asyncio.gather(
+            *(
+                leaves_after(n / 2000, house.bid_in_session(p, offer_id, Decimal(20 + n)))
+                for n, p in enumerate(people)
+            )
+        )
+        await asyncio.gather(
+            *(
+                leaves_after(n / 100, house.bid_on_lot(p, lot_id, Decimal(100 + 5 * n), None))
+                for n, p in enumerate(people)
+            )
+        )
+        bids = ("AuctionHouse._bid_on_lot", "AuctionHouse._raise_bid")
+        deadline = asyncio.get_running_loop().time() + 10
+        while any(t.get_coro().__qualname__ in bids for t in asyncio.all_tasks()):
+            assert asyncio.get_running_loop().time() < deadline, "bids still running after 10 s"
+            await asyncio.sleep(0.01)  # the bids whose bidders left finish on their own
+        live = (await house.board.leaderboard(offer_id, 100), await house.lot(lot_id))
+        await house.board.redis.flushdb()
+        await house.ensure_board(offer_id)
+        return live, (await house.board.leaderboard(offer_id, 100), await house.lot(lot_id))
+
+    live, rebuilt = houses(scenario)
+    assert live == rebuilt
+    assert 0 < len(live[0]) < 60  # some bidders were gone before their bid, some after
+
+
 def test_participants_are_reminded_once_before_the_start_and_told_once_of_the_end(houses) -> None:
     async def scenario(house: AuctionHouse):
         soon = event("auction", started=-300, status="scheduled")  # starts in five minutes

@@ -281,3 +281,32 @@ def test_each_winner_gets_one_award_order_however_often_bidding_asks(sale) -> No
     assert count == 4
     assert len({order.id for order in made}) == 4
     assert all(order.status == "reserved" and order.total == Decimal("125.00") for order in made)
+
+
+def test_buyers_who_go_away_mid_order_leave_redis_and_postgresql_agreeing(sale) -> None:
+    """An order request cancelled at any point (the client gone, the server stopping) is
+    finished anyway: its units are held in Redis and PostgreSQL, with its order."""
+
+    async def scenario(sales: Sales):
+        event = flash_sale(stock=100)
+        await sales.apply_event(event)
+        offer_id = event.offers[0].id
+
+        async def leaves_after(seconds: float) -> None:
+            order = asyncio.ensure_future(sales.place_order(buyer(), offer_id, 1, None))
+            await asyncio.sleep(seconds)
+            order.cancel()
+            await asyncio.gather(order, return_exceptions=True)
+
+        await asyncio.gather(*(leaves_after(n / 4000) for n in range(80)))
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            (_, remaining, reserved, _, units) = await counts(sales, offer_id)
+            in_redis = await redis_remaining(sales, event.id)
+            agreed = in_redis == remaining and reserved == units
+            if agreed or asyncio.get_running_loop().time() > deadline:
+                return agreed, in_redis, remaining, reserved
+
+    agreed, in_redis, remaining, reserved = sale(scenario)
+    assert agreed, f"Redis has {in_redis} left, PostgreSQL {remaining} ({reserved} reserved)"
+    assert reserved == 80

@@ -24,6 +24,7 @@ class Batcher(Generic[T, R]):
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def submit(self, item: T) -> R:
         if self._task is None or self._task.done():
@@ -48,6 +49,8 @@ class Batcher(Generic[T, R]):
                         batch.append(entry)
                 self._queue = rest
                 await self._flush(batch)
+            if self._closing:
+                return
 
     async def _flush(self, batch: list[tuple[T, "asyncio.Future[R]"]]) -> None:
         try:
@@ -66,6 +69,9 @@ class Batcher(Generic[T, R]):
                 future.set_result(result)
 
     async def close(self) -> None:
+        """Stop once every item submitted so far is written and answered: a submitter is not
+        left waiting, and a batch is not cut off in the middle of its write."""
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -148,6 +148,18 @@ class AuctionHouse:
         key: str | None = None,
     ) -> LotView:
         user = await self.bidder(principal)
+        return await asyncio.shield(self._bid_on_lot(user, lot_id, amount, max_amount, key))
+
+    async def _bid_on_lot(
+        self,
+        user: UserSummary,
+        lot_id: UUID,
+        amount: Decimal,
+        max_amount: Decimal | None,
+        key: str | None,
+    ) -> LotView:
+        """The bid, finished even if its caller goes away (the client gone, the server
+        stopping): in PostgreSQL and in the live state, or in neither."""
         fingerprint = hashlib.blake2b(
             f"{lot_id}:{amount}:{max_amount}".encode(), digest_size=8
         ).hexdigest()
@@ -194,6 +206,9 @@ class AuctionHouse:
 
     async def buy_now(self, principal: Principal, lot_id: UUID) -> LotView:
         user = await self.bidder(principal)
+        return await asyncio.shield(self._buy_now(user, lot_id))
+
+    async def _buy_now(self, user: UserSummary, lot_id: UUID) -> LotView:
         async with self.engine.begin() as connection:
             row = await store.lot(connection, lot_id, lock=True)
             now = await store.now(connection)
@@ -295,6 +310,14 @@ class AuctionHouse:
             scoring["formula"], scoring["alpha"], scoring["beta"], scoring["gamma"],
             price, user.weight, (now - row.starts_at).total_seconds(),
         )  # fmt: skip
+        return await asyncio.shield(self._raise_bid(row, user, price, value, now))
+
+    async def _raise_bid(
+        self, row: Any, user: UserSummary, price: Decimal, value: float, now: datetime
+    ) -> Standing:
+        """The bid, finished even if its caller goes away: in PostgreSQL and on the
+        leaderboard, or in neither."""
+        offer_id = row.id
         raised, current = await self.ranked.submit(
             (offer_id, user.id, user.display_name, price, value, now)
         )

@@ -49,7 +49,14 @@ class Sales:
     async def place_order(
         self, buyer: Principal, offer_id: UUID, quantity: int, key: str | None
     ) -> tuple[Order, bool]:
-        """The order and whether it is new (False: a retry answered with the first result)."""
+        """The order and whether it is new (False: a retry answered with the first result).
+        Finished even if the caller goes away (the client gone, the server stopping), so that
+        its units are held in Redis and PostgreSQL with its order, or in neither."""
+        return await asyncio.shield(self._place_order(buyer, offer_id, quantity, key))
+
+    async def _place_order(
+        self, buyer: Principal, offer_id: UUID, quantity: int, key: str | None
+    ) -> tuple[Order, bool]:
         domain.check_buyer(buyer.email_verified, self.require_verified)
         user = buyer.subject
         fingerprint = domain.fingerprint(str(offer_id), quantity)
