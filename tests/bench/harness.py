@@ -335,6 +335,9 @@ def wait_for_quiet(patience: float, busy_cores: float = 0.3) -> float:
             said = True
 
 
+EMAILS_LATE = 90  # bidding emails the bidders pushed out of the winning ranks a minute late
+
+
 def wait_for_idle_stack(
     profile: stack.Profile,
     patience: float,

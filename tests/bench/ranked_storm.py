@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from harness import (
     BENCH,
+    EMAILS_LATE,
     CpuMeter,
     Gateway,
     GatewayLog,
@@ -40,7 +41,6 @@ import stack
 
 TARGET_RATE = 2500  # accepted bids per second, through the gateway
 TARGET_P99_MS = 100
-EMAILS_LATE = 90  # bidding emails the bidders pushed out of the winning ranks a minute late
 DRAIN_GRACE = 15  # seconds wrk may wait, after the storm, for the bids still in flight
 UPSET_CENTS = 5000  # bids.lua's prices start at the upset price, 50.00
 

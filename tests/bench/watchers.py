@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import math
 import multiprocessing
 import os
 import resource
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 import msgspec
 from harness import (
+    EMAILS_LATE,
     CpuMeter,
     Gateway,
     bench_users,
@@ -96,11 +98,14 @@ def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
     started = time.monotonic()
     tokens = bench_users(profile, args.bidders + args.watchers)
     users_seconds = time.monotonic() - started
-    runs = []
+    runs, last_run = [], -math.inf
     for replicas in [int(n) for n in args.replicas.split(",")]:
         print(f"\n-- {replicas} bidding replica(s)", flush=True)
         stack.set_replicas(profile, "bidding", replicas)
-        result = watch(gateway, profile, args, tokens, replicas)
+        # the last run's outbid emails (up to one per bidder) go out a minute after it
+        emails_due = max(0.0, EMAILS_LATE - (time.monotonic() - last_run))
+        result = watch(gateway, profile, args, tokens, replicas, emails_due)
+        last_run = time.monotonic()
         runs.append({"replicas": replicas, "watch": result})
     passed = all(run["watch"]["correct"] for run in runs)
     report(runs)
@@ -133,12 +138,13 @@ def watch(
     args: argparse.Namespace,
     tokens: list[str],
     replicas: int,
+    emails_due: float = 0,
 ) -> dict[str, Any]:
     event = gateway.create_ranked(100, title=f"Bench watchers, {replicas} replica(s)")
     event_id, offer_id = event["id"], event["offers"][0]["id"]
     url = profile.gateway.replace("http://", "ws://") + f"/ws/bidding/events/{event_id}"
     watcher_tokens = tokens[args.bidders : args.bidders + args.watchers]
-    stack_busy_before = wait_for_idle_stack(profile, args.wait_idle)
+    stack_busy_before = wait_for_idle_stack(profile, args.wait_idle, at_least=emails_due)
     print(f"   {args.watchers:,} watchers connecting ({args.processes} processes)", flush=True)
     connect_started = time.monotonic()
     crowd = Crowd(url, watcher_tokens, args.processes)
