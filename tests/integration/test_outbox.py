@@ -88,3 +88,30 @@ def test_a_failed_send_is_retried_later_and_then_delivered(
     asyncio.run(run())
     assert "123456" in inbox.wait_for(address, "code")
     assert len(inbox.messages(address)) == 1
+
+
+def test_a_message_that_fails_alone_does_not_hold_back_the_rest_of_its_batch(
+    profile, scratch_database, inbox
+) -> None:
+    url = scratch_database("auth")
+    before, after = (f"batch-{uuid.uuid4().hex[:10]}@example.com" for _ in range(2))
+
+    async def run():
+        engine = create_async_engine(url)
+        await enqueue_codes(engine, [before])
+        async with engine.begin() as connection:  # a template this sender no longer has
+            await connection.execute(
+                outbox.insert().values(to_address="gone@example.com", template="gone", data={})
+            )
+        await enqueue_codes(engine, [after])
+        assert await deliver_pending(engine, mailer(profile)) == 3  # one batch, one connection
+        async with engine.connect() as connection:
+            rows = (await connection.execute(sa.select(outbox).order_by(outbox.c.id))).all()
+        await engine.dispose()
+        return rows
+
+    rows = asyncio.run(run())
+    assert [row.sent_at is not None for row in rows] == [True, False, True]
+    assert "gone" in rows[1].last_error and rows[1].attempts == 1
+    for address in (before, after):
+        assert "123456" in inbox.wait_for(address, "code")
