@@ -3,6 +3,7 @@
 import re
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import jwt
 import pyotp
 import pytest
@@ -284,3 +285,32 @@ def test_unknown_users_are_404_for_admins(api) -> None:
         admin_token(api),
     )
     assert code_of(response) == (404, "user_not_found")
+
+
+def test_services_look_users_up_in_batches_and_customers_cannot(api, profile) -> None:
+    known, unverified = api.register(), api.register(verified=False)
+    nobody = "00000000-0000-4000-8000-000000000000"
+    grant = api.post(
+        "/api/auth/token",
+        data={"grant_type": "client_credentials", "client_id": "bidding",
+              "client_secret": "dev-bidding-secret"},
+    )  # fmt: skip
+    lookup = f"{profile.url('auth')}/api/auth/internal/users/lookup"  # never through nginx
+    body = {"ids": [known.id, nobody, unverified.id]}
+
+    found = httpx.post(
+        lookup, json=body, headers={"Authorization": f"Bearer {grant.json()['access_token']}"}
+    )
+    assert found.status_code == 200, found.text
+    users = {user["id"]: user for user in found.json()["users"]}
+    assert set(users) == {known.id, unverified.id}  # an unknown id is left out
+    assert users[known.id] | {"display_name": ""} == {
+        "id": known.id, "display_name": "", "weight": 1.0, "email_verified": True,
+        "is_active": True,
+    }  # fmt: skip
+    assert users[unverified.id]["email_verified"] is False
+
+    as_customer = httpx.post(
+        lookup, json=body, headers={"Authorization": f"Bearer {api.token(known)}"}
+    )
+    assert code_of(as_customer) == (403, "forbidden")

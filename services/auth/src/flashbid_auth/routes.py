@@ -37,7 +37,6 @@ from flashbid_shared.contracts import (
     TokenGrant,
     UserLookup,
     UserSummaries,
-    UserSummary,
 )
 from flashbid_shared.errors import Problem
 from flashbid_shared.params import Limit, Offset
@@ -224,20 +223,8 @@ async def admin_update_user(
 
 
 @post("/internal/users/lookup", operation_id="internal_lookup_users", status_code=200, **INTERNAL)
-async def internal_lookup_users(connection: AsyncConnection, data: UserLookup) -> UserSummaries:
-    rows = await accounts.users_by_id(connection, data.ids)
-    return UserSummaries(
-        users=[
-            UserSummary(
-                id=r.id,
-                display_name=r.display_name,
-                weight=r.weight,
-                email_verified=r.email_verified,
-                is_active=r.is_active,
-            )
-            for r in rows
-        ]
-    )
+async def internal_lookup_users(state: State, data: UserLookup) -> UserSummaries:
+    return UserSummaries(users=await accounts.user_summaries(state.engine, data.ids))
 
 
 @post("/internal/notifications", operation_id="internal_notify", status_code=202, **INTERNAL)
