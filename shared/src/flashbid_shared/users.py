@@ -1,7 +1,5 @@
 """What other services know about users: auth's `/internal/users/lookup`, cached and batched
-so that a burst of buyers or bidders becomes a few lookups, not one per request: one lookup is
-out at a time, and the users asked for meanwhile go together in the next (a storm's first
-seconds: batches grow with the load instead of being cut every few milliseconds)."""
+so that a burst of buyers or bidders becomes a few lookups, not one per request."""
 
 import asyncio
 import logging
@@ -17,12 +15,15 @@ log = logging.getLogger(__name__)
 
 
 class UserDirectory:
-    def __init__(self, http: httpx.AsyncClient, auth_url: str, ttl: float = 60.0) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, auth_url: str, ttl: float = 60.0, window: float = 0.005
+    ) -> None:
         self.http, self.url = http, f"{auth_url}/api/auth/internal/users/lookup"
-        self.ttl = ttl
+        self.ttl, self.window = ttl, window
         self._cache: dict[UUID, tuple[float, UserSummary]] = {}
         self._waiting: dict[UUID, asyncio.Future[UserSummary | None]] = {}
-        self._out: asyncio.Task[None] | None = None  # the lookup in flight
+        self._flush: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # kept until done (asyncio holds weakly)
 
     async def get(self, user_id: UUID) -> UserSummary | None:
         """The user, or None if auth does not know them (or does not answer)."""
@@ -31,18 +32,15 @@ class UserDirectory:
             return cached[1]
         if user_id not in self._waiting:
             self._waiting[user_id] = asyncio.get_running_loop().create_future()
-            if self._out is None:
-                self._out = asyncio.ensure_future(self._lookups())
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(self.window, self._send)
         return await asyncio.shield(self._waiting[user_id])
 
-    async def _lookups(self) -> None:
-        """The users asked for, a batch at a time, until nobody is waiting."""
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, {}
-                await self._lookup(batch)
-        finally:
-            self._out = None
+    def _send(self) -> None:
+        batch, self._waiting, self._flush = self._waiting, {}, None
+        task = asyncio.ensure_future(self._lookup(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _lookup(self, batch: dict[UUID, "asyncio.Future[UserSummary | None]"]) -> None:
         found: dict[UUID, UserSummary] = {}
