@@ -77,7 +77,7 @@ def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
     runs = []
     for replicas in replica_counts:
         print(f"\n-- {replicas} purchase replica(s)", flush=True)
-        stack.set_replicas(profile, "purchase", replicas)
+        gateway.set_replicas("purchase", replicas)
         storm_result = storm(gateway, profile, args, tokens, replicas)
         flow_result = flow(gateway, args, tokens)
         runs.append({"replicas": replicas, "storm": storm_result, "flow": flow_result})

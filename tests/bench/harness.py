@@ -53,6 +53,13 @@ class Gateway:
         self._addresses = iter(ADMIN_NETWORK.hosts())
         self._admin: tuple[str, float] | None = None
 
+    def set_replicas(self, service: str, replicas: int) -> None:
+        """`stack.set_replicas`, then new connections: nginx was reloaded, and its old workers
+        close the idle keep-alive connections this client holds (a request on one was reset)."""
+        stack.set_replicas(self.profile, service, replicas)
+        self.http.close()
+        self.http = httpx.Client(base_url=self.profile.gateway, timeout=30)
+
     def request(
         self, method: str, path: str, *, token: str | None = None, expect: int = 200, **kwargs
     ) -> Any:

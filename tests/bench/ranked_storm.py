@@ -85,7 +85,7 @@ def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
     last_storm = -math.inf
     for replicas in [int(n) for n in args.replicas.split(",")]:
         print(f"\n-- {replicas} bidding replica(s)", flush=True)
-        stack.set_replicas(profile, "bidding", replicas)
+        gateway.set_replicas("bidding", replicas)
         # the last storm's outbid emails (up to one per bidder) go out a minute after it
         emails_due = EMAILS_LATE - (time.monotonic() - last_storm)
         result = storm(gateway, profile, args, tokens, replicas, max(0.0, emails_due))

@@ -101,7 +101,7 @@ def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
     runs, last_run = [], -math.inf
     for replicas in [int(n) for n in args.replicas.split(",")]:
         print(f"\n-- {replicas} bidding replica(s)", flush=True)
-        stack.set_replicas(profile, "bidding", replicas)
+        gateway.set_replicas("bidding", replicas)
         # the last run's outbid emails (up to one per bidder) go out a minute after it
         emails_due = max(0.0, EMAILS_LATE - (time.monotonic() - last_run))
         result = watch(gateway, profile, args, tokens, replicas, emails_due)
