@@ -1,11 +1,13 @@
 """Helpers shared by the integration and end-to-end tests."""
 
+import asyncio
 import ipaddress
 import itertools
 import random
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +17,14 @@ SERVICES = ("auth", "catalog", "bidding", "purchase", "reviews")
 PASSWORD = "correct horse battery staple"
 ADMIN = ("admin", "test-root-passphrase-1")  # the test stack's first admin
 _addresses = itertools.count(random.randrange(1, 2**18) * 64)
+
+
+async def cancelled_after(seconds: float, work: Awaitable) -> None:
+    """Start `work`, cancel it after `seconds` (its client going away), wait until it ends."""
+    task = asyncio.ensure_future(work)
+    await asyncio.sleep(seconds)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def problem(response: httpx.Response) -> dict:

@@ -49,7 +49,7 @@ class Gateway:
 
     def __init__(self, profile: stack.Profile) -> None:
         self.profile = profile
-        self.http = httpx.Client(base_url=profile.gateway, timeout=30)
+        self.http = self._client()
         self._addresses = iter(ADMIN_NETWORK.hosts())
         self._admin: tuple[str, float] | None = None
 
@@ -58,7 +58,10 @@ class Gateway:
         close the idle keep-alive connections this client holds (a request on one was reset)."""
         stack.set_replicas(self.profile, service, replicas)
         self.http.close()
-        self.http = httpx.Client(base_url=self.profile.gateway, timeout=30)
+        self.http = self._client()
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.profile.gateway, timeout=30)
 
     def request(
         self, method: str, path: str, *, token: str | None = None, expect: int = 200, **kwargs
@@ -343,6 +346,12 @@ def wait_for_quiet(patience: float, busy_cores: float = 0.3) -> float:
 
 
 EMAILS_LATE = 90  # bidding emails the bidders pushed out of the winning ranks a minute late
+
+
+def emails_due(last_run: float) -> float:
+    """Seconds until the outbid emails of a run that ended at `last_run` (monotonic) are out:
+    up to one per bidder, a minute after the bids. For `wait_for_idle_stack(at_least=...)`."""
+    return max(0.0, EMAILS_LATE - (time.monotonic() - last_run))
 
 
 def wait_for_idle_stack(

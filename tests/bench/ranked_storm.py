@@ -22,13 +22,13 @@ from typing import Any
 import httpx
 from harness import (
     BENCH,
-    EMAILS_LATE,
     CpuMeter,
     Gateway,
     GatewayLog,
     bench_users,
     cents_of,
     client_address,
+    emails_due,
     percentile,
     revision,
     run_wrk,
@@ -86,9 +86,7 @@ def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
     for replicas in [int(n) for n in args.replicas.split(",")]:
         print(f"\n-- {replicas} bidding replica(s)", flush=True)
         gateway.set_replicas("bidding", replicas)
-        # the last storm's outbid emails (up to one per bidder) go out a minute after it
-        emails_due = EMAILS_LATE - (time.monotonic() - last_storm)
-        result = storm(gateway, profile, args, tokens, replicas, max(0.0, emails_due))
+        result = storm(gateway, profile, args, tokens, replicas, emails_due(last_storm))
         last_storm = time.monotonic()
         runs.append({"replicas": replicas, "storm": result})
     passed = all(run["storm"]["correct"] for run in runs)
@@ -123,13 +121,13 @@ def storm(
     args: argparse.Namespace,
     tokens: list[str],
     replicas: int,
-    emails_due: float = 0,
+    emails_in: float = 0,
 ) -> dict[str, Any]:
     title = f"Bench ranked storm, {replicas} replica(s)"
     event = gateway.create_ranked(args.inventory, title=title)
     event_id, offer_id = event["id"], event["offers"][0]["id"]
     warm_up(profile, replicas, tokens[: args.bidders], offer_id)
-    stack_busy_before = wait_for_idle_stack(profile, args.wait_idle, at_least=emails_due)
+    stack_busy_before = wait_for_idle_stack(profile, args.wait_idle, at_least=emails_in)
     busy_before = wait_for_quiet(args.wait_quiet)
     print(
         f"   storm: {args.bidders:,} bidders raising for {args.duration:g}s "

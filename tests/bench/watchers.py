@@ -35,12 +35,12 @@ from typing import Any
 import httpx
 import msgspec
 from harness import (
-    EMAILS_LATE,
     CpuMeter,
     Gateway,
     bench_users,
     cents_of,
     client_address,
+    emails_due,
     money,
     percentile,
     revision,
@@ -102,9 +102,7 @@ def run(profile: stack.Profile, args: argparse.Namespace) -> tuple[dict, bool]:
     for replicas in [int(n) for n in args.replicas.split(",")]:
         print(f"\n-- {replicas} bidding replica(s)", flush=True)
         gateway.set_replicas("bidding", replicas)
-        # the last run's outbid emails (up to one per bidder) go out a minute after it
-        emails_due = max(0.0, EMAILS_LATE - (time.monotonic() - last_run))
-        result = watch(gateway, profile, args, tokens, replicas, emails_due)
+        result = watch(gateway, profile, args, tokens, replicas, emails_due(last_run))
         last_run = time.monotonic()
         runs.append({"replicas": replicas, "watch": result})
     passed = all(run["watch"]["correct"] for run in runs)
@@ -138,13 +136,13 @@ def watch(
     args: argparse.Namespace,
     tokens: list[str],
     replicas: int,
-    emails_due: float = 0,
+    emails_in: float = 0,
 ) -> dict[str, Any]:
     event = gateway.create_ranked(100, title=f"Bench watchers, {replicas} replica(s)")
     event_id, offer_id = event["id"], event["offers"][0]["id"]
     url = profile.gateway.replace("http://", "ws://") + f"/ws/bidding/events/{event_id}"
     watcher_tokens = tokens[args.bidders : args.bidders + args.watchers]
-    stack_busy_before = wait_for_idle_stack(profile, args.wait_idle, at_least=emails_due)
+    stack_busy_before = wait_for_idle_stack(profile, args.wait_idle, at_least=emails_in)
     print(f"   {args.watchers:,} watchers connecting ({args.processes} processes)", flush=True)
     connect_started = time.monotonic()
     crowd = Crowd(url, watcher_tokens, args.processes)

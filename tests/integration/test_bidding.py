@@ -19,6 +19,7 @@ from flashbid_shared.contracts import Event, Offer, Scoring, UserSummary
 from flashbid_shared.database import redis_client
 from flashbid_shared.redisline import RedisLine
 from flashbid_shared.tokens import Principal
+from tests_support import cancelled_after
 
 pytestmark = pytest.mark.stack
 SCRATCH_REDIS_DB = 10
@@ -214,21 +215,15 @@ def test_bidders_who_go_away_mid_bid_leave_redis_and_postgresql_agreeing(houses)
         offer_id, lot_id = ranked.offers[0].id, auction.offers[0].id
         people = await joined(house, auction, 60)
 
-        async def leaves_after(seconds: float, bid) -> None:
-            task = asyncio.ensure_future(bid)
-            await asyncio.sleep(seconds)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
         await asyncio.gather(
             *(
-                leaves_after(n / 2000, house.bid_in_session(p, offer_id, Decimal(20 + n)))
+                cancelled_after(n / 2000, house.bid_in_session(p, offer_id, Decimal(20 + n)))
                 for n, p in enumerate(people)
             )
         )
         await asyncio.gather(
             *(
-                leaves_after(n / 100, house.bid_on_lot(p, lot_id, Decimal(100 + 5 * n), None))
+                cancelled_after(n / 100, house.bid_on_lot(p, lot_id, Decimal(100 + 5 * n), None))
                 for n, p in enumerate(people)
             )
         )

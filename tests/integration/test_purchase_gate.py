@@ -16,6 +16,7 @@ from flashbid_shared.contracts import AwardOrder, Event, Offer, UserSummary
 from flashbid_shared.database import redis_client
 from flashbid_shared.redisline import RedisLine
 from flashbid_shared.tokens import Principal
+from tests_support import cancelled_after
 
 pytestmark = pytest.mark.stack
 SCRATCH_REDIS_DB = 9
@@ -292,13 +293,12 @@ def test_buyers_who_go_away_mid_order_leave_redis_and_postgresql_agreeing(sale) 
         await sales.apply_event(event)
         offer_id = event.offers[0].id
 
-        async def leaves_after(seconds: float) -> None:
-            order = asyncio.ensure_future(sales.place_order(buyer(), offer_id, 1, None))
-            await asyncio.sleep(seconds)
-            order.cancel()
-            await asyncio.gather(order, return_exceptions=True)
-
-        await asyncio.gather(*(leaves_after(n / 4000) for n in range(80)))
+        await asyncio.gather(
+            *(
+                cancelled_after(n / 4000, sales.place_order(buyer(), offer_id, 1, None))
+                for n in range(80)
+            )
+        )
         deadline = asyncio.get_running_loop().time() + 10
         while True:
             (_, remaining, reserved, _, units) = await counts(sales, offer_id)

@@ -1,6 +1,7 @@
 """Auth's use cases: each takes a connection (the caller's transaction) and applies the rules."""
 
 import asyncio
+import functools
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -546,6 +547,12 @@ async def user_summaries(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[User
     """What the other services know of these users (a storm's bidders, in batches). One
     statement whatever their number (an `IN` of N parameters was a new statement to prepare
     for each N), read outside a transaction (no BEGIN and COMMIT round trips)."""
-    async with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+    async with _autocommit(engine).connect() as connection:
         rows = await connection.execute(SUMMARIES, {"ids": ids})
     return [UserSummary(**row._mapping) for row in rows]
+
+
+@functools.cache
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine without transactions, made once (making it took 53 us per lookup)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
