@@ -238,6 +238,18 @@ def spawn(profile: Profile, name: str, cmd: list[str], env: dict[str, str] | Non
     pid_file.write_text(str(process.pid))
 
 
+def children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
 def stop_pid(pid_file: Path, timeout: float = 10.0) -> None:
     pid = pid_alive(pid_file)
     if pid:
@@ -610,10 +622,18 @@ def start_nginx(profile: Profile) -> None:
     config = render_nginx(profile)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     run(nginx, "-t", "-q", "-p", profile.dir / "nginx", "-c", config)
-    if pid_alive(profile.dir / "run" / "nginx.pid"):
+    master = pid_alive(profile.dir / "run" / "nginx.pid")
+    if master:
         # -e: the "signal process started" notice goes to the gateway's log, not the terminal
         error_log = profile.dir / "logs" / "gateway-error.log"
+        old_workers = children(master)
         run(nginx, "-p", profile.dir / "nginx", "-c", config, "-e", error_log, "-s", "reload")
+        # Done when the old workers are gone: until then one may still take a connection and
+        # then close it as it leaves (a client's next request on it is reset). A WebSocket
+        # keeps its worker alive; that one is not waited for past a few seconds.
+        deadline = time.monotonic() + 5
+        while old_workers & children(master) and time.monotonic() < deadline:
+            time.sleep(0.05)
     else:
         run(nginx, "-p", profile.dir / "nginx", "-c", config)
 
