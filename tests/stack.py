@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -238,16 +239,18 @@ def spawn(profile: Profile, name: str, cmd: list[str], env: dict[str, str] | Non
     pid_file.write_text(str(process.pid))
 
 
-def children(pid: int) -> set[int]:
-    found = set()
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command's name) of every process:
+    fields[1] is the parent's pid, fields[11] and [12] the user and system CPU ticks."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            yield int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
+
+
+def children(pid: int) -> set[int]:
+    return {child for child, fields in processes() if int(fields[1]) == pid}
 
 
 def stop_pid(pid_file: Path, timeout: float = 10.0) -> None:

@@ -296,12 +296,7 @@ class CpuMeter:
         tick = os.sysconf("SC_CLK_TCK")
         cpu: dict[int, float] = {}
         children: dict[int, list[int]] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # gone meanwhile
-            pid = int(stat.parent.name)
+        for pid, fields in stack.processes():
             children.setdefault(int(fields[1]), []).append(pid)
             cpu[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 

@@ -9,7 +9,7 @@ sample of bidders' own standing, and bidding's count of bids and bidders in Post
 dashboard). The session is then cancelled; with --close it is closed instead, and the rankings
 PostgreSQL settles are checked against the leaderboard too, at a price: bidding then emails the
 5,000 bidders (a minute or two of background work), and its reminder worker goes through every
-bidder of the sessions ended in the last day every 5 s, for a day (see docs/performance-log.md).
+bidder of the sessions ended in the last day every 5 s, for a day (see performance-log.md).
 """
 
 import argparse
