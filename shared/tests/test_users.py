@@ -1,0 +1,140 @@
+"""The user directory: one lookup in auth for a burst of users, answers cached for `ttl`,
+refreshed in the background near their end, never used past it."""
+
+import asyncio
+import uuid
+
+import httpx
+import msgspec
+import pytest
+
+from flashbid_shared.users import UserDirectory
+
+pytestmark = pytest.mark.anyio
+TTL = 60.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class FakeAuth:
+    """Auth's lookup route: who was asked for in each call, weights as set now."""
+
+    def __init__(self) -> None:
+        self.weights: dict[uuid.UUID, float] = {}
+        self.calls: list[set[uuid.UUID]] = []
+        self.down = False
+        self.refused = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            self.refused += 1
+            return httpx.Response(503)
+        ids = {uuid.UUID(i) for i in msgspec.json.decode(request.content)["ids"]}
+        self.calls.append(ids)
+        users = [
+            {"id": str(i), "display_name": "Ada", "weight": self.weights[i],
+             "email_verified": True, "is_active": True}
+            for i in ids if i in self.weights
+        ]  # fmt: skip
+        return httpx.Response(200, json={"users": users})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def setup():
+    auth, clock = FakeAuth(), Clock()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(auth)) as http:
+        yield auth, clock, UserDirectory(http, "http://auth", ttl=TTL, window=0, clock=clock)
+
+
+async def until(check) -> None:
+    """Poll `check` (a plain or an async callable) until true, yielding between; 2 s at most."""
+    async with asyncio.timeout(2):
+        while True:
+            if await result if asyncio.iscoroutine(result := check()) else result:
+                return
+            await asyncio.sleep(0)
+
+
+async def weight_of(users: UserDirectory, user: uuid.UUID, weight: float) -> bool:
+    return (await users.get(user)).weight == weight
+
+
+async def test_a_burst_of_users_is_one_lookup_then_cached(setup) -> None:
+    auth, _, users = setup
+    ids = [uuid.uuid4() for _ in range(3)]
+    auth.weights |= dict.fromkeys(ids, 1.0)
+    stranger = uuid.uuid4()
+
+    found = await asyncio.gather(*(users.get(i) for i in [*ids, ids[0], stranger]))
+
+    assert [u.id if u else None for u in found] == [*ids, ids[0], None]
+    assert auth.calls == [{*ids, stranger}]
+    assert (await users.get(ids[1])).weight == 1.0
+    assert len(auth.calls) == 1
+
+
+async def test_an_entry_near_its_end_answers_at_once_and_is_refreshed_behind(setup) -> None:
+    auth, clock, users = setup
+    user = uuid.uuid4()
+    auth.weights[user] = 1.0
+    await users.get(user)
+    auth.weights[user] = 2.0
+
+    clock.now += TTL * 0.5  # fresh: no lookup
+    assert (await users.get(user)).weight == 1.0
+    assert len(auth.calls) == 1
+
+    clock.now += TTL * 0.3  # in its last quarter: the cached answer, without waiting
+    answers = [await users.get(user) for _ in range(5)]
+    assert [a.weight for a in answers] == [1.0] * 5
+    assert len(auth.calls) == 1
+    await until(lambda: len(auth.calls) == 2)  # one refresh for the five
+    await until(lambda: weight_of(users, user, 2.0))
+
+    clock.now += TTL * 0.9  # the refreshed entry lives a full ttl from its refresh
+    assert (await users.get(user)).weight == 2.0
+    assert len(auth.calls) == 2
+
+
+async def test_an_expired_entry_is_never_used(setup) -> None:
+    auth, clock, users = setup
+    user = uuid.uuid4()
+    auth.weights[user] = 1.0
+    await users.get(user)
+    auth.weights[user] = 3.0
+    clock.now += TTL + 1
+
+    assert (await users.get(user)).weight == 3.0
+    assert len(auth.calls) == 2
+
+
+async def test_auth_away_a_cached_user_is_still_known_until_expiry(setup) -> None:
+    auth, clock, users = setup
+    known, unknown = uuid.uuid4(), uuid.uuid4()
+    auth.weights[known] = 1.0
+    await users.get(known)
+    auth.down = True
+
+    assert await users.get(unknown) is None
+    clock.now += TTL * 0.9  # each refresh fails: the entry stays until its end
+    assert (await users.get(known)).weight == 1.0
+    await until(lambda: auth.refused == 2)
+
+    async def asked_again() -> bool:  # so the failed refresh is over, and the entry kept
+        assert (await users.get(known)).weight == 1.0
+        return auth.refused == 3
+
+    await until(asked_again)
+    clock.now += TTL * 0.2
+    assert await users.get(known) is None
