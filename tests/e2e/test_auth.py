@@ -287,20 +287,24 @@ def test_unknown_users_are_404_for_admins(api) -> None:
     assert code_of(response) == (404, "user_not_found")
 
 
-def test_services_look_users_up_in_batches_and_customers_cannot(api, profile) -> None:
-    known, unverified = api.register(), api.register(verified=False)
-    nobody = "00000000-0000-4000-8000-000000000000"
+NOBODY = "00000000-0000-4000-8000-000000000000"
+
+
+def service_headers(api) -> dict[str, str]:
     grant = api.post(
         "/api/auth/token",
         data={"grant_type": "client_credentials", "client_id": "bidding",
               "client_secret": "dev-bidding-secret"},
     )  # fmt: skip
-    lookup = f"{profile.url('auth')}/api/auth/internal/users/lookup"  # never through nginx
-    body = {"ids": [known.id, nobody, unverified.id]}
+    return {"Authorization": f"Bearer {grant.json()['access_token']}"}
 
-    found = httpx.post(
-        lookup, json=body, headers={"Authorization": f"Bearer {grant.json()['access_token']}"}
-    )
+
+def test_services_look_users_up_in_batches_and_customers_cannot(api, profile) -> None:
+    known, unverified = api.register(), api.register(verified=False)
+    lookup = f"{profile.url('auth')}/api/auth/internal/users/lookup"  # never through nginx
+    body = {"ids": [known.id, NOBODY, unverified.id]}
+
+    found = httpx.post(lookup, json=body, headers=service_headers(api))
     assert found.status_code == 200, found.text
     users = {user["id"]: user for user in found.json()["users"]}
     assert set(users) == {known.id, unverified.id}  # an unknown id is left out
@@ -314,3 +318,33 @@ def test_services_look_users_up_in_batches_and_customers_cannot(api, profile) ->
         lookup, json=body, headers={"Authorization": f"Bearer {api.token(known)}"}
     )
     assert code_of(as_customer) == (403, "forbidden")
+
+
+def test_services_send_emails_in_batches_and_the_unsendable_are_named(api, profile, inbox) -> None:
+    ada, bob = api.register(), api.register()
+    notify = f"{profile.url('auth')}/api/auth/internal/notifications"  # never through nginx
+    outbid = {"title": "Brass lamp", "current_price": "12.00", "currency": "EUR", "link": "x"}
+    body = {
+        "notifications": [
+            {"user_id": ada.id, "template": "outbid", "data": outbid},
+            {"user_id": NOBODY, "template": "outbid", "data": outbid},
+            {"user_id": bob.id, "template": "no_such_template"},
+            {"user_id": bob.id, "template": "outbid", "data": {"title": "Brass lamp"}},
+            {"user_id": bob.id, "template": "outbid", "data": outbid | {"title": "Oak desk"}},
+        ]
+    }
+
+    taken = httpx.post(notify, json=body, headers=service_headers(api))
+
+    assert taken.status_code == 202, taken.text
+    assert taken.json() == {"refused": [1, 2, 3]}  # no user, no template, a field missing
+    assert "12.00 EUR" in inbox.wait_for(ada.email, "You have been outbid: Brass lamp")
+    inbox.wait_for(bob.email, "You have been outbid: Oak desk")
+    assert [m["Subject"] for m in inbox.messages(bob.email) if "outbid" in m["Subject"]] == [
+        "You have been outbid: Oak desk"
+    ]
+    customer = {"Authorization": f"Bearer {api.token(ada)}"}
+    as_customer = httpx.post(notify, json=body, headers=customer)
+    assert code_of(as_customer) == (403, "forbidden")
+    empty = httpx.post(notify, json={"notifications": []}, headers=service_headers(api))
+    assert code_of(empty) == (422, "invalid_input")

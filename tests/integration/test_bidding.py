@@ -275,26 +275,13 @@ def test_a_bidder_pushed_out_of_the_winning_ranks_is_emailed_once(houses) -> Non
         await house.flush_emails()
         async with house.engine.begin() as connection:
             keys = (await connection.execute(sa.select(store.tasks.c.key))).scalars().all()
-            due_now = await store.claim_tasks(connection)
+            due_now = await store.claim_tasks(connection, "notify", 500)
         return first, others, offer_id, keys, due_now
 
     first, others, offer_id, keys, due_now = houses(scenario)
     emailed = sorted(k.split(":")[2] for k in keys if k.startswith(f"outbid:{offer_id}:"))
     assert emailed == sorted([str(first.user_id), str(others[0].user_id)])
     assert due_now == []  # sent a minute late: a bidder who raises at once is not emailed
-
-
-def test_a_winners_order_is_sent_before_a_backlog_of_emails(houses) -> None:
-    async def scenario(house: AuctionHouse):
-        async with house.engine.begin() as connection:
-            emails = {f"email:{n}": {"user_id": str(uuid.uuid4())} for n in range(50)}
-            await store.add_tasks(connection, "notify", emails)
-            await store.add_tasks(connection, "award", {"award:1": {"user_id": "winner"}})
-        async with house.engine.begin() as connection:
-            return [task.kind for task in await store.claim_tasks(connection)]
-
-    claimed = houses(scenario)
-    assert sorted(claimed) == ["award"] + ["notify"] * 19  # in the first batch, with 19 emails
 
 
 def test_done_tasks_are_deleted_after_a_week_and_pending_ones_never(houses) -> None:
@@ -320,36 +307,50 @@ def test_done_tasks_are_deleted_after_a_week_and_pending_ones_never(houses) -> N
     assert houses(scenario) == {"6 days", "pending"}
 
 
-def test_due_tasks_are_performed_together_and_a_failed_one_is_tried_again(houses) -> None:
+def test_due_emails_go_to_auth_in_batches_beside_orders_and_failures_are_tried_again(
+    houses,
+) -> None:
     class Peers:
-        """Auth and purchase, as a fake: one email address is unreachable."""
+        """Purchase and auth, as a fake: one winner's order fails, and auth goes away."""
 
         def __init__(self) -> None:
-            self.calls: list[str] = []
+            self.orders: list[str] = []
+            self.batches: list[int] = []
+            self.auth_down = False
 
-        async def perform(self, kind: str, payload: dict) -> None:
-            self.calls.append(payload["user_id"])
-            if payload["user_id"] == "unreachable":
+        async def award(self, order: dict) -> None:
+            self.orders.append(order["user_id"])
+            if order["user_id"] == "unreachable":
                 raise httpx.ConnectError("refused")
+
+        async def notify(self, notifications: list[dict]) -> None:
+            if self.auth_down:
+                raise httpx.ConnectError("refused")
+            self.batches.append(len(notifications))
 
     async def scenario(house: AuctionHouse):
         peers = Peers()
         async with house.engine.begin() as connection:
-            users = ["unreachable", *(f"user-{n}" for n in range(9))]
-            await store.add_tasks(connection, "notify", {u: {"user_id": u} for u in users})
-        performed = await perform_tasks(house, peers)
-        again = await perform_tasks(house, peers)  # the failed one is not due yet
+            emails = {f"email:{n}": {"user_id": str(uuid.uuid4())} for n in range(600)}
+            await store.add_tasks(connection, "notify", emails)
+            winners = ["unreachable", "winner-1", "winner-2"]
+            await store.add_tasks(connection, "award", {w: {"user_id": w} for w in winners})
+        first = await perform_tasks(house, peers)  # the orders, and 500 emails in one call
+        peers.auth_down = True
+        second = await perform_tasks(house, peers)  # the other 100 emails: refused
+        third = await perform_tasks(house, peers)  # the failed ones are not due yet
         async with house.engine.connect() as connection:
             pending = (
                 await connection.execute(
-                    sa.select(store.tasks.c.key, store.tasks.c.attempts).where(
+                    sa.select(store.tasks.c.kind, store.tasks.c.attempts).where(
                         store.tasks.c.done_at.is_(None)
                     )
                 )
             ).all()
-        return performed, again, sorted(peers.calls), pending
+        return (first, second, third), peers, sorted(pending)
 
-    performed, again, calls, pending = houses(scenario)
-    assert (performed, again) == (10, 0)
-    assert calls == sorted(["unreachable", *(f"user-{n}" for n in range(9))])
-    assert [(key, attempts) for key, attempts in pending] == [("unreachable", 1)]
+    performed, peers, pending = houses(scenario)
+    assert performed == (503, 100, 0)
+    assert sorted(peers.orders) == ["unreachable", "winner-1", "winner-2"]
+    assert peers.batches == [500]
+    assert pending == [("award", 1)] + [("notify", 1)] * 100

@@ -51,12 +51,26 @@ class UserSummaries(msgspec.Struct, kw_only=True):
 
 
 class Notification(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """`POST /internal/notifications` on auth: an email to a user from a template
-    (`outbid`, `won`, `event_starting`, `event_ended`); `data` fills the template."""
+    """An email to a user from a template (`outbid`, `won`, `event_starting`,
+    `event_ended`); `data` fills the template."""
 
     user_id: UUID
     template: str
     data: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Notifications(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`POST /internal/notifications` on auth: emails written together (a ranked storm's
+    outbid emails are thousands, a minute after it)."""
+
+    notifications: Annotated[list[Notification], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class NotificationsTaken(msgspec.Struct, kw_only=True):
+    """The positions of the notifications not written: their user is unknown, or their
+    template is (or lacks a field). Sending them again would not help."""
+
+    refused: list[int]
 
 
 # ------------------------------------------------------------------------ events (catalog)

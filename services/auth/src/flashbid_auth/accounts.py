@@ -32,12 +32,12 @@ from flashbid_auth.domain import (
     UsernameTaken,
     UserNotFound,
 )
-from flashbid_auth.emails import enqueue
+from flashbid_auth.emails import enqueue, enqueue_many, renders
 from flashbid_auth.keys import SigningKey, decrypt, encrypt, token_claims
 from flashbid_auth.schemas import MfaChallenge, Register, TokenPair, User, UserUpdate
 from flashbid_auth.settings import Settings
 from flashbid_auth.store import email_codes, password_resets, refresh_tokens, users
-from flashbid_shared.contracts import UserSummary
+from flashbid_shared.contracts import Notification, UserSummary
 
 # OWASP's argon2id parameters: 19 MiB, 2 passes, 1 lane.
 hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -550,6 +550,29 @@ async def user_summaries(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[User
     async with _autocommit(engine).connect() as connection:
         rows = await connection.execute(SUMMARIES, {"ids": ids})
     return [UserSummary(**row._mapping) for row in rows]
+
+
+RECIPIENTS = sa.select(users.c.id, users.c.email, users.c.display_name).where(
+    users.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
+)
+
+
+async def notify(connection: AsyncConnection, notifications: list[Notification]) -> list[int]:
+    """Other services' emails to users, written together; the positions of those refused
+    (an unknown user or template), which are left out."""
+    ids = list({n.user_id for n in notifications})
+    found = {row.id: row for row in await connection.execute(RECIPIENTS, {"ids": ids})}
+    emails, refused = [], []
+    for position, notification in enumerate(notifications):
+        user = found.get(notification.user_id)
+        data = {"display_name": user.display_name if user else "", **notification.data}
+        if user is None or not renders(notification.template, data):
+            refused.append(position)
+        else:
+            emails.append((user.email, notification.template, data))
+    if emails:
+        await enqueue_many(connection, emails)
+    return refused
 
 
 @functools.cache

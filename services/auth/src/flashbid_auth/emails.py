@@ -61,13 +61,30 @@ def render(template: str, data: dict[str, Any]) -> tuple[str, str]:
         raise UnknownTemplate(f"Template {template!r} is unknown or lacks {missing}.") from None
 
 
+def renders(template: str, data: dict[str, Any]) -> bool:
+    try:
+        render(template, data)
+    except UnknownTemplate:
+        return False
+    return True
+
+
 async def enqueue(
     connection: AsyncConnection, to_address: str, template: str, data: dict[str, Any]
 ) -> None:
     """Written in the caller's transaction: the email exists exactly when the change does."""
-    render(template, data)  # fail now, not in the sender
+    await enqueue_many(connection, [(to_address, template, data)])
+
+
+async def enqueue_many(
+    connection: AsyncConnection, emails: list[tuple[str, str, dict[str, Any]]]
+) -> None:
+    """Emails (address, template, data) written in one statement, as `enqueue` writes one."""
+    for _, template, data in emails:
+        render(template, data)  # fail now, not in the sender
     await connection.execute(
-        outbox.insert().values(to_address=to_address, template=template, data=data)
+        outbox.insert(),
+        [{"to_address": to, "template": template, "data": data} for to, template, data in emails],
     )
 
 

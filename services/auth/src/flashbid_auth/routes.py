@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_auth import accounts
 from flashbid_auth.domain import AccountDisabled, InvalidToken
-from flashbid_auth.emails import enqueue
 from flashbid_auth.keys import secret_matches, token_claims
 from flashbid_auth.schemas import (
     EmailOnly,
@@ -33,7 +32,8 @@ from flashbid_auth.schemas import (
     VerifyEmail,
 )
 from flashbid_shared.contracts import (
-    Notification,
+    Notifications,
+    NotificationsTaken,
     TokenGrant,
     UserLookup,
     UserSummaries,
@@ -228,11 +228,10 @@ async def internal_lookup_users(state: State, data: UserLookup) -> UserSummaries
 
 
 @post("/internal/notifications", operation_id="internal_notify", status_code=202, **INTERNAL)
-async def internal_notify(connection: AsyncConnection, data: Notification) -> None:
-    user = await accounts.get_user(connection, data.user_id)
-    await enqueue(
-        connection, user.email, data.template, {"display_name": user.display_name, **data.data}
-    )
+async def internal_notify(connection: AsyncConnection, data: Notifications) -> NotificationsTaken:
+    """Emails to users from templates, written to the outbox together; each refused one (an
+    unknown user or template) is named by its position."""
+    return NotificationsTaken(refused=await accounts.notify(connection, data.notifications))
 
 
 ROUTES = [

@@ -1,12 +1,14 @@
 """Bidding's calls to catalog, purchase and auth."""
 
+import logging
 from uuid import UUID
 
 import httpx
 import msgspec
 
-from flashbid_shared.contracts import Event
+from flashbid_shared.contracts import Event, NotificationsTaken
 
+log = logging.getLogger(__name__)
 OPEN = ("scheduled", "live")
 
 
@@ -36,8 +38,17 @@ class Peers:
         response.raise_for_status()
         return msgspec.json.decode(response.content, type=Event)
 
-    async def perform(self, kind: str, payload: dict) -> None:
-        """A settlement follow-up: `award` (an order in purchase) or `notify` (an email)."""
-        url = self.orders if kind == "award" else self.notifications
-        response = await self.http.post(url, json=payload)
+    async def award(self, order: dict) -> None:
+        """A winner's reserved order in purchase (once per winner and offer)."""
+        response = await self.http.post(self.orders, json=order)
         response.raise_for_status()
+
+    async def notify(self, notifications: list[dict]) -> None:
+        """Emails through auth, together. One auth refuses (an unknown user or template)
+        would be refused again: it is logged, not retried."""
+        response = await self.http.post(self.notifications, json={"notifications": notifications})
+        response.raise_for_status()
+        refused = msgspec.json.decode(response.content, type=NotificationsTaken).refused
+        if refused:
+            count, example = f"{len(refused)} of {len(notifications)}", notifications[refused[0]]
+            log.warning("auth refused %s emails, the first: %r", count, example)

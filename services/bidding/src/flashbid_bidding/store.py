@@ -632,28 +632,32 @@ async def add_tasks(
     )
 
 
-# Awards (a winner's order) before emails: a storm's hundreds of emails must not delay them.
+# Ordered as the pending tasks' index is (awards first, then by due time), to read it in order.
 CLAIM_TASKS = sa.text("""
 UPDATE tasks SET due_at = now() + interval '30 seconds', attempts = attempts + 1
 WHERE id IN (
-    SELECT id FROM tasks WHERE done_at IS NULL AND due_at <= now()
-    ORDER BY kind <> 'award', due_at LIMIT 20 FOR UPDATE SKIP LOCKED
+    SELECT id FROM tasks WHERE done_at IS NULL AND due_at <= now() AND kind = :kind
+    ORDER BY kind <> 'award', due_at LIMIT :limit FOR UPDATE SKIP LOCKED
 )
 RETURNING id, kind, payload, attempts
 """)
 
 
-async def claim_tasks(connection: AsyncConnection) -> list[Any]:
-    return (await connection.execute(CLAIM_TASKS)).all()
+async def claim_tasks(connection: AsyncConnection, kind: str, limit: int) -> list[Any]:
+    """Up to `limit` due tasks of this kind, each leased for 30 seconds."""
+    return (await connection.execute(CLAIM_TASKS, {"kind": kind, "limit": limit})).all()
 
 
-async def finish_task(connection: AsyncConnection, task_id: int, retry_in: float | None) -> None:
+async def finish_tasks(
+    connection: AsyncConnection, task_ids: list[int], retry_in: float | None
+) -> None:
+    """Done, or due again in `retry_in` seconds."""
     values: dict[str, Any] = (
         {"done_at": sa.func.now()}
         if retry_in is None
         else {"due_at": sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
     )
-    await connection.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
+    await connection.execute(tasks.update().where(tasks.c.id.in_(task_ids)).values(**values))
 
 
 # Done tasks are kept a week (what was sent, and their keys' debounce), then deleted: every
