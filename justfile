@@ -33,19 +33,11 @@ logs name="":
 
 # The whole suite: unit, integration and end-to-end, on its own stack (ports 18xxx), stopped after
 test *args:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    trap '{{stack}} down --profile test' EXIT
-    {{stack}} up --profile test
-    .venv/bin/pytest {{args}}
+    @{{stack}} --profile test around .venv/bin/pytest {{args}}
 
 # Load bench through the gateway, on its own stack (ports 28xxx) stopped after; figures in bench-results/
 bench scenario="flash-sale" *args:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    trap '{{stack}} down --profile bench' EXIT
-    {{stack}} up --profile bench
-    .venv/bin/python tests/bench {{scenario}} {{args}}
+    @{{stack}} --profile bench around .venv/bin/python tests/bench {{scenario}} {{args}}
 
 # Unit tests only: no servers needed
 unit *args:

@@ -3,6 +3,7 @@
 
     python3 tests/stack.py up|down|status|logs [name] [--profile dev|test|bench]
                            [--purchase-replicas N]
+    python3 tests/stack.py around --profile test|bench COMMAND...   (up, COMMAND, down)
 
 Every server runs on 127.0.0.1 from `.state/<profile>/` (git-ignored) and is stopped by the PID
 it was started with, so nothing here touches system services. The `test` and `bench` profiles
@@ -13,6 +14,8 @@ dev). Only the standard library is used: this file runs before the Python worksp
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -20,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -260,8 +264,11 @@ def stop_pid(pid_file: Path, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and pid_alive(pid_file):
             time.sleep(0.05)
-        if pid_alive(pid_file):
-            os.kill(pid, signal.SIGKILL)
+        if pid_alive(pid_file):  # and its workers: left behind, they served on its port
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # its session's group (see `spawn`)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
 
 
@@ -681,6 +688,32 @@ def up(profile: Profile, purchase_replicas: int = 1) -> None:
     print(f"  inbox        {profile.url('mailpit')}/\n")
 
 
+def around(profile: Profile, command: list[str]) -> int:
+    """Start the stack, run `command`, stop the stack; its exit status. Only one at a time per
+    profile and ports on this machine: a second `just bench` started while the first's stack
+    was still stopping found its PostgreSQL port open, did not start its own, then lost it."""
+    lock_path = Path(tempfile.gettempdir()) / f"flashbid-{profile.name}-{profile.ports['gateway']}"
+    with open(f"{lock_path}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fail(f"a {profile.name} stack is already in use on this machine; wait for it to end")
+        try:
+            # `up` in a process of its own: the servers must not be children of this one, or
+            # once stopped they would stay as zombies, alive to `down`, until it gave up.
+            started = subprocess.call([sys.executable, __file__, "--profile", profile.name, "up"])
+            if started:
+                return started
+            child = subprocess.Popen(command)
+            while True:
+                try:
+                    return child.wait()
+                except KeyboardInterrupt:  # Ctrl-C reaches the command too: let it finish
+                    pass
+        finally:
+            down(profile)
+
+
 def check_ports_free(profile: Profile) -> None:
     """A port in use by something we did not start would make us talk to a stranger."""
     ours = {
@@ -703,10 +736,10 @@ def check_ports_free(profile: Profile) -> None:
 def down(profile: Profile) -> None:
     run_dir = profile.dir / "run"
     nginx_pid = run_dir / "nginx.pid"
-    for name in (*SERVICES, "ferretdb", "mailpit", "redis"):
-        stop_pid(run_dir / f"{name}.pid")
     for pid_file in run_dir.glob("*-*.pid"):  # replicas 2..N
         stop_pid(pid_file)
+    for name in (*reversed(SERVICES), "ferretdb", "mailpit", "redis"):  # callers before auth
+        stop_pid(run_dir / f"{name}.pid")
     stop_pid(nginx_pid)
     data = profile.dir / "postgres"
     if (data / "postmaster.pid").exists():
@@ -760,9 +793,10 @@ def logs(profile: Profile, name: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", choices=["up", "down", "status", "logs", "install", "env", "seed"]
+        "command", choices=["up", "down", "status", "logs", "install", "env", "seed", "around"]
     )
     parser.add_argument("name", nargs="?")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="around: the command's arguments")
     parser.add_argument("--profile", default="dev", choices=sorted(DEFAULT_PORTS))
     parser.add_argument(
         "--purchase-replicas", type=int, default=1, help="purchase servers behind the gateway"
@@ -774,6 +808,8 @@ def main() -> None:
             up(profile, max(1, args.purchase_replicas))
         case "down":
             down(profile)
+        case "around":
+            sys.exit(around(profile, [args.name, *args.rest]))
         case "status":
             status(profile)
         case "logs":
