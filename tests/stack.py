@@ -264,7 +264,7 @@ def stop_pid(pid_file: Path, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and pid_alive(pid_file):
             time.sleep(0.05)
-        if pid_alive(pid_file):  # and its workers: left behind, they served on its port
+        if pid_alive(pid_file):  # with its workers, which would outlive it (granian's do)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)  # its session's group (see `spawn`)
             with contextlib.suppress(ProcessLookupError):
@@ -692,8 +692,8 @@ def around(profile: Profile, command: list[str]) -> int:
     """Start the stack, run `command`, stop the stack; its exit status. Only one at a time per
     profile and ports on this machine: a second `just bench` started while the first's stack
     was still stopping found its PostgreSQL port open, did not start its own, then lost it."""
-    lock_path = Path(tempfile.gettempdir()) / f"flashbid-{profile.name}-{profile.ports['gateway']}"
-    with open(f"{lock_path}.lock", "w") as lock:
+    lock_name = f"flashbid-{profile.name}-{profile.ports['gateway']}.lock"
+    with open(Path(tempfile.gettempdir()) / lock_name, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

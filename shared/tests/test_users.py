@@ -66,6 +66,14 @@ async def until(check) -> None:
             await asyncio.sleep(0)
 
 
+async def cached_user(auth: FakeAuth, users: UserDirectory) -> uuid.UUID:
+    """A user of weight 1.0, looked up once."""
+    user = uuid.uuid4()
+    auth.weights[user] = 1.0
+    await users.get(user)
+    return user
+
+
 async def weight_of(users: UserDirectory, user: uuid.UUID, weight: float) -> bool:
     return (await users.get(user)).weight == weight
 
@@ -86,9 +94,7 @@ async def test_a_burst_of_users_is_one_lookup_then_cached(setup) -> None:
 
 async def test_an_entry_near_its_end_answers_at_once_and_is_refreshed_behind(setup) -> None:
     auth, clock, users = setup
-    user = uuid.uuid4()
-    auth.weights[user] = 1.0
-    await users.get(user)
+    user = await cached_user(auth, users)
     auth.weights[user] = 2.0
 
     clock.now += TTL * 0.5  # fresh: no lookup
@@ -109,9 +115,7 @@ async def test_an_entry_near_its_end_answers_at_once_and_is_refreshed_behind(set
 
 async def test_an_expired_entry_is_never_used(setup) -> None:
     auth, clock, users = setup
-    user = uuid.uuid4()
-    auth.weights[user] = 1.0
-    await users.get(user)
+    user = await cached_user(auth, users)
     auth.weights[user] = 3.0
     clock.now += TTL + 1
 
@@ -121,12 +125,10 @@ async def test_an_expired_entry_is_never_used(setup) -> None:
 
 async def test_auth_away_a_cached_user_is_still_known_until_expiry(setup) -> None:
     auth, clock, users = setup
-    known, unknown = uuid.uuid4(), uuid.uuid4()
-    auth.weights[known] = 1.0
-    await users.get(known)
+    known = await cached_user(auth, users)
     auth.down = True
 
-    assert await users.get(unknown) is None
+    assert await users.get(uuid.uuid4()) is None
     clock.now += TTL * 0.9  # each refresh fails: the entry stays until its end
     assert (await users.get(known)).weight == 1.0
     await until(lambda: auth.refused == 2)
