@@ -44,9 +44,17 @@ class Peers:
         response.raise_for_status()
 
     async def notify(self, notifications: list[dict]) -> None:
-        """Emails through auth, together. One auth refuses (an unknown user or template)
-        would be refused again: it is logged, not retried."""
+        """Emails through auth, together. One that auth refuses (an unknown user or template)
+        would be refused again: it is logged, not retried. A malformed one, which makes auth
+        refuse the whole call, is found by sending each alone, so the others still go."""
         response = await self.http.post(self.notifications, json={"notifications": notifications})
+        if response.status_code == 422 and len(notifications) > 1:
+            for notification in notifications:
+                await self.notify([notification])
+            return
+        if response.status_code == 422:
+            log.error("auth refused a malformed email: %r", notifications[0])
+            return
         response.raise_for_status()
         refused = msgspec.json.decode(response.content, type=NotificationsTaken).refused
         if refused:
