@@ -1,6 +1,7 @@
 """The flash-sale hot path against the real Redis and PostgreSQL, with real concurrency."""
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ from flashbid_purchase import domain, store
 from flashbid_purchase.gate import Gate
 from flashbid_purchase.sales import Sales
 from flashbid_shared.contracts import AwardOrder, Event, Offer, UserSummary
-from flashbid_shared.database import redis_client
+from flashbid_shared.database import redis_client, warm
 from flashbid_shared.redisline import RedisLine
 from flashbid_shared.tokens import Principal
 from tests_support import cancelled_after
@@ -310,3 +311,34 @@ def test_buyers_who_go_away_mid_order_leave_redis_and_postgresql_agreeing(sale) 
     agreed, in_redis, remaining, reserved = sale(scenario)
     assert agreed, f"Redis has {in_redis} left, PostgreSQL {remaining} ({reserved} reserved)"
     assert reserved == 80
+
+
+def test_a_warmed_pool_has_the_winners_statement_prepared_on_each_connection(sale) -> None:
+    """A storm's first batch of winners should not wait for a connection to open and its
+    statement to be prepared (several round trips on a busy loop)."""
+
+    async def scenario(sales: Sales):
+        await warm(sales.engine, 3, lambda connection: store.reserve(connection, []))
+        idle = sales.engine.pool.checkedin()
+        async with contextlib.AsyncExitStack() as stack:
+            connections = [
+                await stack.enter_async_context(sales.engine.connect()) for _ in range(3)
+            ]
+            prepared = [
+                await connection.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_prepared_statements WHERE"
+                        " statement LIKE '%INSERT INTO orders%' AND statement NOT LIKE '%pg_%'"
+                    )
+                )
+                for connection in connections
+            ]
+            orders = await connections[0].scalar(
+                sa.select(sa.func.count()).select_from(store.orders)
+            )
+        return idle, prepared, orders
+
+    idle, prepared, orders = sale(scenario)
+    assert idle == 3
+    assert prepared == [1, 1, 1]
+    assert orders == 0

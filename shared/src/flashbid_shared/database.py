@@ -1,16 +1,20 @@
 """A service's PostgreSQL pool and Redis client: opened in its lifespan, checked by readiness."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.datastructures import State
 from redis.asyncio import BlockingConnectionPool, Redis
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from flashbid_shared.redisline import RedisLine
+
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -31,6 +35,25 @@ async def ping_postgres(state: State) -> None:
     engine: AsyncEngine = state.engine
     async with engine.connect() as connection:
         await connection.exec_driver_sql("SELECT 1")
+
+
+async def warm(
+    engine: AsyncEngine, connections: int, *statements: Callable[[AsyncConnection], Awaitable[Any]]
+) -> None:
+    """Open `connections` of the pool and run each of `statements` on each (they must change
+    nothing): a storm's first writes then find a connection open with its statement prepared.
+    Otherwise the first write opens the connection, introspects its types and prepares its
+    statement, several round trips on a loop busy with the storm, while the writes behind it
+    wait: a flash sale's first batch of winners took 56-66 ms that way instead of 5. At startup,
+    in the background: a failure is only logged (readiness reports PostgreSQL away)."""
+    try:
+        async with AsyncExitStack() as stack:
+            for _ in range(connections):
+                connection = await stack.enter_async_context(engine.connect())
+                for statement in statements:
+                    await statement(connection)
+    except (OSError, SQLAlchemyError) as exc:
+        log.warning("could not warm the PostgreSQL pool: %r", exc)
 
 
 async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:

@@ -463,7 +463,7 @@ LEFT JOIN ranked_bids r ON r.offer_id = i.offer_id AND r.user_id = i.user_id
 async def raise_bids(connection: AsyncConnection, bids: list[tuple]) -> list[Any]:
     """`bids`: (offer, user, name, price, score, placed_at), at most one per (offer, user).
     Answers, in order: (offer_id, user_id, raised, current price before the statement)."""
-    columns = list(zip(*bids, strict=True))
+    columns = list(zip(*bids, strict=True)) or [()] * 6
     rows = await connection.execute(
         RAISE_BIDS,
         {

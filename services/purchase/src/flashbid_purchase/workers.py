@@ -15,6 +15,7 @@ from flashbid_purchase import store
 from flashbid_purchase.clients import Catalog
 from flashbid_purchase.gate import Gate
 from flashbid_purchase.sales import Sales
+from flashbid_shared.database import warm
 from flashbid_shared.http import service_client
 from flashbid_shared.users import UserDirectory
 
@@ -81,6 +82,9 @@ async def sales_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.sales = sales
         never = asyncio.Event()
         tasks = [
+            asyncio.create_task(
+                warm(app.state.engine, settings.database_pool_size, lambda c: store.reserve(c, []))
+            ),
             asyncio.create_task(every(1.0, sales.expire_due, never)),
             asyncio.create_task(every(1.0, lambda: report_stock(sales, catalog), stock_changed)),
             asyncio.create_task(
