@@ -194,3 +194,13 @@ async def test_a_new_key_after_rotation_is_fetched(keys) -> None:
     keys.rotate()
     await verifier.verify(keys.sign())
     await verifier.verify(old_token)
+
+
+async def test_keys_loaded_as_a_replica_starts_serve_its_first_tokens(keys, verifier) -> None:
+    keys.down = True
+    with pytest.raises(ConnectionError):
+        await verifier.load()
+    keys.down = False
+    await verifier.load()
+    await verifier.verify(keys.sign())
+    assert keys.fetches == 2  # the failed load and the good one; none for the token

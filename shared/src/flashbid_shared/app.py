@@ -1,5 +1,6 @@
 """The one way a Flashbid service is assembled, so that all five have the same shape."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -66,7 +67,12 @@ def service_app(
                 settings.client_id,
                 settings.client_secret,
             )
+            steps = [] if jwks else [app.state.verifier.load]  # auth's own keys are at hand
+            if settings.client_id:
+                steps.append(app.state.service_tokens.token)
+            ahead = asyncio.create_task(fetch_ahead(steps))
             yield
+            ahead.cancel()
 
     return Litestar(
         route_handlers=[
@@ -96,6 +102,20 @@ def service_app(
         ),
         logging_config=None,
     )
+
+
+async def fetch_ahead(steps: Sequence[Callable[[], Awaitable[Any]]], pause: float = 1.0) -> None:
+    """Fetch, as a replica starts, what its first requests would otherwise each wait for:
+    auth's keys (every token's check) and this service's own token (its calls to others). A
+    new replica's first wave of a storm waited behind both. Auth may be starting too: each
+    step is tried again every `pause` seconds, for a minute at most."""
+    for step in steps:
+        for _ in range(int(60 / pause)):
+            try:
+                await step()
+                break
+            except Exception:  # auth not up yet: the first request would fetch it anyway
+                await asyncio.sleep(pause)
 
 
 HEAP_THRESHOLDS = (10_000, 10, 100)  # Python's: 700, 10, 10

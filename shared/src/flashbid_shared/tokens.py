@@ -139,6 +139,13 @@ class TokenVerifier:
         )
         return principal, exp + self._leeway
 
+    async def load(self) -> None:
+        """Fetch auth's keys now (a replica starting) rather than on the first token, which
+        every request behind it would wait for. Raises if auth does not answer."""
+        async with self._lock:
+            self._trust(await self._fetch())
+            self._fetched_at = time.monotonic()
+
     async def _key(self, kid: str) -> jwt.PyJWK | None:
         if kid in self._keys:
             return self._keys[kid]
@@ -149,15 +156,17 @@ class TokenVerifier:
             ):
                 self._fetched_at = time.monotonic()
                 try:
-                    jwks = await self._fetch()
+                    self._trust(await self._fetch())
                 except Exception:  # auth away: keep trusting what we have
                     return None
-                self._keys |= {
-                    jwk["kid"]: jwt.PyJWK(jwk)
-                    for jwk in jwks.get("keys", [])
-                    if jwk.get("kty") in ALGORITHM_BY_KTY and "kid" in jwk
-                }
         return self._keys.get(kid)
+
+    def _trust(self, jwks: dict[str, Any]) -> None:
+        self._keys |= {
+            jwk["kid"]: jwt.PyJWK(jwk)
+            for jwk in jwks.get("keys", [])
+            if jwk.get("kty") in ALGORITHM_BY_KTY and "kid" in jwk
+        }
 
 
 def bearer_token(connection: ASGIConnection) -> str | None:
