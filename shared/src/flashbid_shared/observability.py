@@ -8,9 +8,21 @@ import time
 import uuid
 from contextvars import ContextVar
 
+import httpx
+import redis.exceptions
+import sqlalchemy.exc
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 request_id: ContextVar[str] = ContextVar("request_id", default="")
+# A store or a peer away for a moment (restarting, unreachable): the work is tried again.
+AWAY = (
+    OSError,
+    httpx.HTTPError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -67,3 +79,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def round_failed(log: logging.Logger, what: str, exc: Exception) -> None:
+    """A round of background work failed: one line when a store or a peer is away (the round
+    runs again soon; a traceback every half second hid everything else in the log while a
+    database was down), the traceback for anything else."""
+    if isinstance(exc, AWAY):
+        log.warning("%s failed: %r", what, exc)
+    else:
+        log.error("%s failed", what, exc_info=exc)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from flashbid_auth.store import outbox
 from flashbid_shared.errors import DomainError
+from flashbid_shared.observability import round_failed
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,8 @@ async def run_sender(engine: AsyncEngine, mailer: Mailer, idle: float = 0.5) -> 
     while True:
         try:
             sent = await deliver_pending(engine, mailer)
-        except Exception:
-            log.exception("outbox round failed")
+        except Exception as exc:
+            round_failed(log, "outbox round", exc)
             sent = 0
         if not sent:
             await asyncio.sleep(idle)

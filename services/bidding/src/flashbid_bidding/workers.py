@@ -20,6 +20,7 @@ from flashbid_bidding.live import Renderer
 from flashbid_shared.contracts import Event
 from flashbid_shared.database import warm
 from flashbid_shared.http import service_client
+from flashbid_shared.observability import round_failed
 from flashbid_shared.users import UserDirectory
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,8 @@ async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> None:
     while True:
         try:
             busy = await work()
-        except (httpx.HTTPError, OSError) as exc:
-            log.warning("background work: %r", exc)
-            busy = 0
-        except Exception:
-            log.exception("background work failed")
+        except Exception as exc:
+            round_failed(log, getattr(work, "__name__", "background work"), exc)
             busy = 0
         if not busy:
             await asyncio.sleep(seconds)

@@ -15,6 +15,7 @@ from flashbid_catalog import store
 from flashbid_catalog.clients import Peers
 from flashbid_shared.contracts import Event
 from flashbid_shared.http import service_client
+from flashbid_shared.observability import round_failed
 
 log = logging.getLogger(__name__)
 MAX_WAIT = 1.0  # changes made through another replica are seen within this
@@ -43,8 +44,8 @@ class Lifecycle:
                     self.sync_wake.set()
                 if due is not None:
                     wait = min(max(due, MIN_WAIT), MAX_WAIT)
-            except Exception:
-                log.exception("scheduler round failed")
+            except Exception as exc:
+                round_failed(log, "scheduler round", exc)
             await _wait(self.scheduler_wake, wait)
 
     async def sync_once(self) -> int:
@@ -79,8 +80,8 @@ class Lifecycle:
             try:
                 if await self.sync_once():
                     continue
-            except Exception:
-                log.exception("sync round failed")
+            except Exception as exc:
+                round_failed(log, "sync round", exc)
             await _wait(self.sync_wake, 0.5)
 
 

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import httpx
 from litestar import Litestar
 from redis.asyncio import Redis
 
@@ -17,6 +16,7 @@ from flashbid_purchase.gate import Gate
 from flashbid_purchase.sales import Sales
 from flashbid_shared.database import warm
 from flashbid_shared.http import service_client
+from flashbid_shared.observability import round_failed
 from flashbid_shared.users import UserDirectory
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,8 @@ async def every(seconds: float, work: Callable[[], Awaitable[object]], wake: asy
     while True:
         try:
             await work()
-        except (httpx.HTTPError, OSError) as exc:
-            log.warning("%s: %r", getattr(work, "__name__", work), exc)
-        except Exception:
-            log.exception("background work failed")
+        except Exception as exc:
+            round_failed(log, getattr(work, "__name__", "background work"), exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), seconds)
         wake.clear()
