@@ -3,6 +3,7 @@
 from typing import Annotated
 
 import msgspec
+import redis.exceptions
 from litestar import Litestar, get, post
 from litestar.testing import TestClient
 
@@ -28,6 +29,11 @@ async def boom() -> None:
     raise RuntimeError("password=hunter2 at db.internal:5432")
 
 
+@get("/away")
+async def away() -> None:
+    raise redis.exceptions.ConnectionError("Connection closed by server at 10.0.0.7:6379")
+
+
 @get("/problem")
 async def problem() -> None:
     raise Problem(409, "event_not_live", "The event has ended.", retry_after=3)
@@ -40,7 +46,7 @@ async def admin() -> None:
 
 def client() -> TestClient:
     app = Litestar(
-        [place, boom, problem, admin],
+        [place, boom, away, problem, admin],
         exception_handlers=exception_handlers({BidTooLow: (409, "bid_too_low")}),
     )
     return TestClient(app)
@@ -75,6 +81,15 @@ def test_an_unexpected_error_is_a_500_without_internals() -> None:
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "hunter2" not in response.text and "RuntimeError" not in response.text
+
+
+def test_a_store_away_is_a_503_to_try_again_shortly() -> None:
+    with client() as c:
+        response = c.get("/away")
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"
+    assert response.headers["retry-after"] == "1"
+    assert "10.0.0.7" not in response.text
 
 
 def test_problems_and_framework_errors_keep_the_same_shape() -> None:

@@ -12,6 +12,8 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from flashbid_shared.observability import AWAY
+
 log = logging.getLogger("flashbid.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -117,6 +119,9 @@ def exception_handlers(table: ErrorTable | None = None) -> dict[Any, Any]:
         return problem_response(exc.status_code, code, exc.detail, headers)
 
     def on_unexpected(request: Request, exc: Exception) -> Response[bytes]:
+        if isinstance(exc, AWAY):  # Redis, PostgreSQL or a peer away for a moment
+            log.warning("%s %s: %r", request.method, request.url.path, exc)
+            return problem_response(503, "unavailable", "Try again shortly.", retry_after=1)
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return problem_response(500, "internal_error", "Something went wrong on our side.")
 
