@@ -1,5 +1,6 @@
 """The user directory: one lookup in auth for a burst of users, answers cached for `ttl`,
-refreshed in the background near their end, never used past it."""
+refreshed in the background near their end, never used past it; kept in step with auth's
+changes feed while it is followed."""
 
 import asyncio
 import uuid
@@ -20,11 +21,14 @@ def anyio_backend() -> str:
 
 
 class FakeAuth:
-    """Auth's lookup route: who was asked for in each call, weights as set now."""
+    """Auth's lookup route (who was asked for in each call, weights as set now) and its
+    changes feed (the users changed since the feed's last answer)."""
 
     def __init__(self) -> None:
         self.weights: dict[uuid.UUID, float] = {}
         self.calls: list[set[uuid.UUID]] = []
+        self.changed: set[uuid.UUID] = set()
+        self.feed_answers = 0
         self.down = False
         self.refused = 0
 
@@ -32,14 +36,22 @@ class FakeAuth:
         if self.down:
             self.refused += 1
             return httpx.Response(503)
+        if request.url.path.endswith("/changes"):
+            ids, self.changed = self.changed, set()
+            self.feed_answers += 1
+            return httpx.Response(
+                200, json={"users": self.users(ids), "until": "2026-11-27T10:00:00Z"}
+            )
         ids = {uuid.UUID(i) for i in msgspec.json.decode(request.content)["ids"]}
         self.calls.append(ids)
-        users = [
+        return httpx.Response(200, json={"users": self.users(ids)})
+
+    def users(self, ids: set[uuid.UUID]) -> list[dict]:
+        return [
             {"id": str(i), "display_name": "Ada", "weight": self.weights[i],
              "email_verified": True, "is_active": True}
             for i in ids if i in self.weights
         ]  # fmt: skip
-        return httpx.Response(200, json={"users": users})
 
 
 class Clock:
@@ -140,3 +152,25 @@ async def test_auth_away_a_cached_user_is_still_known_until_expiry(setup) -> Non
     await until(asked_again)
     clock.now += TTL * 0.2
     assert await users.get(known) is None
+
+
+async def test_a_change_in_auth_reaches_a_followed_cache_within_a_round(setup) -> None:
+    auth, clock, users = setup
+    following = asyncio.create_task(users.follow(every=0.001))
+    await until(lambda: auth.feed_answers > 0)
+    user = await cached_user(auth, users)
+
+    auth.weights[user], auth.changed = 2.0, {user}  # the admin reweights them
+    await until(lambda: weight_of(users, user, 2.0))
+    assert len(auth.calls) == 1  # from the feed, not a lookup
+
+    answers = auth.feed_answers
+    clock.now += TTL * 5  # long past the ttl, and the feed still answering: kept
+    await until(lambda: auth.feed_answers > answers)
+    assert (await users.get(user)).weight == 2.0
+    assert len(auth.calls) == 1
+
+    auth.down = True  # the feed away: the entry lives its ttl no longer
+    clock.now += 1
+    assert await users.get(user) is None
+    following.cancel()

@@ -320,6 +320,27 @@ def test_services_look_users_up_in_batches_and_customers_cannot(api, profile) ->
     assert code_of(as_customer) == (403, "forbidden")
 
 
+def test_services_follow_the_changes_to_users_and_customers_cannot(api, profile) -> None:
+    changes = f"{profile.url('auth')}/api/auth/internal/users/changes"  # never through nginx
+    headers = service_headers(api)
+    start = httpx.get(changes, headers=headers).json()
+    assert start["users"] == []  # only where to start
+    ada, bob = api.register(), api.register()  # new users are not changes
+
+    admin = admin_token(api)
+    api.patch(f"/api/auth/admin/users/{ada.id}", {"weight": 2.5}, admin)
+    api.patch(f"/api/auth/admin/users/{bob.id}", {"is_active": False}, admin)
+    changed = httpx.get(changes, params={"since": start["until"]}, headers=headers).json()
+    users = {user["id"]: user for user in changed["users"]}
+    assert (users[ada.id]["weight"], users[bob.id]["is_active"]) == (2.5, False)
+    assert changed["until"] >= start["until"]
+
+    as_customer = httpx.get(changes, headers={"Authorization": f"Bearer {api.token(ada)}"})
+    assert code_of(as_customer) == (403, "forbidden")
+    malformed = httpx.get(changes, params={"since": "yesterday"}, headers=headers)
+    assert code_of(malformed) == (422, "invalid_input")
+
+
 def test_services_send_emails_in_batches_and_the_unsendable_are_named(api, profile, inbox) -> None:
     ada, bob = api.register(), api.register()
     notify = f"{profile.url('auth')}/api/auth/internal/notifications"  # never through nginx

@@ -161,6 +161,25 @@ def test_bids_are_refused_when_the_rules_say_so(api, admin) -> None:
     api.post(f"/api/catalog/admin/events/{other['id']}/cancel", None, admin)
 
 
+def test_a_bidder_deactivated_mid_session_is_refused_within_seconds(api, admin) -> None:
+    """Bidding knew them as active (their first bid): the deactivation reaches it through
+    auth's changes feed within seconds, not when its cached copy of the bidder expires."""
+    event = open_event(api, admin, "ranked")
+    bids = f"/api/bidding/sessions/{event['offers'][0]['id']}/bids"
+    account = api.register()
+    token = api.token(account)
+    assert api.post(bids, {"price": "50"}, token).status_code == 201
+    deactivated = api.patch(f"/api/auth/admin/users/{account.id}", {"is_active": False}, admin)
+    assert deactivated.status_code == 200, deactivated.text
+    prices = iter(range(51, 1000))
+    deadline = time.monotonic() + 5
+    while (raised := api.post(bids, {"price": str(next(prices))}, token)).status_code == 201:
+        assert time.monotonic() < deadline, "still bidding 5 s after the deactivation"
+        time.sleep(0.1)
+    assert (raised.status_code, problem(raised)["code"]) == (403, "not_allowed")
+    api.post(f"/api/catalog/admin/events/{event['id']}/cancel", None, admin)
+
+
 def test_a_ranked_session_ranks_bids_and_answers_each_bidders_standing(api, admin) -> None:
     event = open_event(api, admin, "ranked")
     path = f"/api/catalog/admin/events/{event['id']}"

@@ -1,5 +1,6 @@
 """A buyer's journey through the gateway, on a real flash sale created in catalog."""
 
+import time
 import uuid
 
 import pytest
@@ -74,6 +75,22 @@ def test_a_deactivated_customer_cannot_buy_with_a_token_they_still_hold(api, adm
     stats = api.get(f"/api/purchase/admin/stats?event_id={event['id']}", admin).json()
     assert (stats["remaining"], stats["reserved"]) == (2, 0)  # the unit went back at once
     assert api.get(f"/api/purchase/events/{event['id']}/stock").json()[0]["remaining"] == 2
+
+
+def test_a_customer_deactivated_after_buying_is_refused_within_seconds(api, admin) -> None:
+    """Purchase knew them as active (their first order): the deactivation reaches it through
+    auth's changes feed within seconds, not when its cached copy of the buyer expires."""
+    _, offer_id = open_flash_sale(api, admin, stock=60, limit=60)
+    account = api.register()
+    token = api.token(account)
+    assert place_order(api, token, offer_id).status_code == 201
+    deactivated = api.patch(f"/api/auth/admin/users/{account.id}", {"is_active": False}, admin)
+    assert deactivated.status_code == 200, deactivated.text
+    deadline = time.monotonic() + 5
+    while (again := place_order(api, token, offer_id)).status_code == 201:
+        assert time.monotonic() < deadline, "still buying 5 s after the deactivation"
+        time.sleep(0.1)
+    assert (again.status_code, problem(again)["code"]) == (403, "not_allowed")
 
 
 def test_refusals_before_the_sale_and_for_unverified_or_anonymous_buyers(api, admin) -> None:

@@ -50,6 +50,14 @@ class UserSummaries(msgspec.Struct, kw_only=True):
     users: list[UserSummary]
 
 
+class UserChanges(msgspec.Struct, kw_only=True):
+    """`GET /internal/users/changes?since=` on auth: the users whose summary changed after
+    `since` (deactivated, reweighted, renamed), and the `since` of the next call."""
+
+    users: list[UserSummary]
+    until: datetime
+
+
 class Notification(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An email to a user from a template (`outbid`, `won`, `event_starting`,
     `event_ended`); `data` fills the template."""

@@ -1,10 +1,13 @@
 """What other services know about users: auth's `/internal/users/lookup`, cached and batched
 so that a burst of buyers or bidders becomes a few lookups, not one per request.
 
-An entry used in the last quarter of its life is looked up again in the background, still
-answering from the cache meanwhile: the bidders of a live auction, all first seen in its first
-seconds, would otherwise expire together a minute later and each wait for auth on their next
-bid. An entry is never used past its `ttl`."""
+While `follow` keeps up with auth's changes feed (`/internal/users/changes`, asked every
+second), a change to a cached user (deactivated, reweighted, renamed) replaces its entry
+within about a second, and entries live `kept` seconds; otherwise (auth away) they live `ttl`,
+the longest a change can go unseen. An entry used in the last quarter of its life is looked up
+again in the background, still answering from the cache meanwhile: the bidders of a live
+auction, all first seen in its first seconds, would otherwise expire together and each wait
+for auth on their next bid. An entry is never used past its life."""
 
 import asyncio
 import logging
@@ -15,9 +18,10 @@ from uuid import UUID
 import httpx
 import msgspec
 
-from flashbid_shared.contracts import UserLookup, UserSummaries, UserSummary
+from flashbid_shared.contracts import UserChanges, UserLookup, UserSummaries, UserSummary
 
 log = logging.getLogger(__name__)
+CHANGES_PAGE = 1_000  # auth's page of changes: a full one means more to come
 
 
 class UserDirectory:
@@ -28,10 +32,15 @@ class UserDirectory:
         ttl: float = 60.0,
         window: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
+        kept: float = 900.0,
     ) -> None:
         self.http, self.url = http, f"{auth_url}/api/auth/internal/users/lookup"
-        self.ttl, self.window, self.clock = ttl, window, clock
-        self._cache: dict[UUID, tuple[float, UserSummary]] = {}
+        self.changes_url = f"{auth_url}/api/auth/internal/users/changes"
+        self.ttl, self.window, self.clock, self.kept = ttl, window, clock, kept
+        self._cache: dict[UUID, tuple[float, UserSummary]] = {}  # when fetched, what
+        self._covered_from = float("inf")  # entries fetched since are in the feed's sight
+        self._followed_at = float("-inf")  # the feed's last answer that caught up
+        self._grace = 3.0  # the feed is followed if it caught up this recently
         self._waiting: dict[UUID, asyncio.Future[UserSummary | None]] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # kept until done (asyncio holds weakly)
@@ -40,12 +49,39 @@ class UserDirectory:
         """The user, or None if auth does not know them (or does not answer)."""
         cached = self._cache.get(user_id)
         if cached:
-            life = cached[0] - self.clock()
-            if life > 0:
-                if life < self.ttl / 4:
+            now = self.clock()
+            followed = now - self._followed_at < self._grace and cached[0] >= self._covered_from
+            life, age = (self.kept if followed else self.ttl), now - cached[0]
+            if age < life:
+                if age > life * 0.75:
                     self._ask(user_id)
                 return cached[1]
         return await asyncio.shield(self._ask(user_id))
+
+    async def follow(self, every: float = 1.0) -> None:
+        """Apply auth's changes to the cached users, every `every` seconds, until cancelled."""
+        self._grace = 3 * every
+        since = None
+        while True:
+            caught_up = True
+            try:
+                params = {"since": since.isoformat()} if since else {}
+                response = await self.http.get(self.changes_url, params=params)
+                response.raise_for_status()
+                changes = msgspec.json.decode(response.content, type=UserChanges)
+                now = self.clock()
+                for user in changes.users:
+                    if user.id in self._cache:
+                        self._cache[user.id] = (now, user)
+                if since is None:
+                    self._covered_from = now
+                since, caught_up = changes.until, len(changes.users) < CHANGES_PAGE
+                if caught_up:
+                    self._followed_at = now
+            except (httpx.HTTPError, msgspec.DecodeError) as exc:
+                log.warning("user changes not followed: %r", exc)
+            if caught_up:
+                await asyncio.sleep(every)
 
     def _ask(self, user_id: UUID) -> "asyncio.Future[UserSummary | None]":
         """The pending answer about this user, asked in the next batch if not already."""
@@ -75,11 +111,11 @@ class UserDirectory:
                 found.update((user.id, user) for user in users)
         except (httpx.HTTPError, msgspec.DecodeError) as exc:
             log.warning("user lookup failed for %d users: %r", len(batch), exc)
-        expires = self.clock() + self.ttl
+        fetched = self.clock()
         for user_id, future in batch.items():
             user = found.get(user_id)
             if user is not None:
-                self._cache[user_id] = (expires, user)
+                self._cache[user_id] = (fetched, user)
             if not future.done():
                 future.set_result(user)
         if len(self._cache) > 100_000:

@@ -172,7 +172,7 @@ async def verify_email(engine: AsyncEngine, email: str, code: str) -> None:
             await connection.execute(
                 users.update()
                 .where(users.c.id == user.id)
-                .values(email_verified=True, updated_at=now())
+                .values(email_verified=True, updated_at=now(), summary_changed_at=sa.func.now())
             )
             await connection.execute(email_codes.delete().where(email_codes.c.user_id == user.id))
     if error:
@@ -512,7 +512,7 @@ async def update_user(
             await connection.execute(
                 users.update()
                 .where(users.c.id == user.id)
-                .values(**values, updated_at=now())
+                .values(**values, updated_at=now(), summary_changed_at=sa.func.now())
                 .returning(users)
             )
         ).one()
@@ -529,7 +529,11 @@ async def update_profile(
         await connection.execute(
             users.update()
             .where(users.c.id == user_id)
-            .values(display_name=display_name.strip(), updated_at=now())
+            .values(
+                display_name=display_name.strip(),
+                updated_at=now(),
+                summary_changed_at=sa.func.now(),
+            )
             .returning(users)
         )
     ).first()
@@ -538,9 +542,16 @@ async def update_profile(
     return to_user(row)
 
 
-SUMMARIES = sa.select(
-    users.c.id, users.c.display_name, users.c.weight, users.c.email_verified, users.c.is_active
-).where(users.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid))))
+SUMMARY = (
+    users.c.id,
+    users.c.display_name,
+    users.c.weight,
+    users.c.email_verified,
+    users.c.is_active,
+)
+SUMMARIES = sa.select(*SUMMARY).where(
+    users.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
+)
 
 
 async def user_summaries(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[UserSummary]:
@@ -550,6 +561,38 @@ async def user_summaries(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[User
     async with _autocommit(engine).connect() as connection:
         rows = await connection.execute(SUMMARIES, {"ids": ids})
     return [UserSummary(**row._mapping) for row in rows]
+
+
+CHANGES_PAGE = 1_000
+# How far back each answer tells the next call to start again: a change written by a
+# transaction that began before a read (its time is its start) but committed after it is then
+# in the next answer. Re-reading a few seconds of changes costs little: they are rare.
+CHANGES_OVERLAP = timedelta(seconds=5)
+
+
+async def summary_changes(
+    engine: AsyncEngine, since: datetime | None
+) -> tuple[list[UserSummary], datetime]:
+    """The users whose summary changed after `since`, oldest change first, and the `since` of
+    the next call. Without `since`, no users: only where to start."""
+    async with _autocommit(engine).connect() as connection:
+        now: datetime = await connection.scalar(sa.select(sa.func.now()))
+        rows = []
+        if since is not None:
+            rows = (
+                await connection.execute(
+                    sa.select(*SUMMARY, users.c.summary_changed_at)
+                    .where(users.c.summary_changed_at > since)
+                    .order_by(users.c.summary_changed_at)
+                    .limit(CHANGES_PAGE)
+                )
+            ).all()
+    if len(rows) == CHANGES_PAGE:  # more to come: the next page starts after this one
+        until = rows[-1].summary_changed_at
+    else:
+        until = max(now - CHANGES_OVERLAP, since or now - CHANGES_OVERLAP)
+    changed = [UserSummary(**{c.name: row._mapping[c.name] for c in SUMMARY}) for row in rows]
+    return changed, until
 
 
 RECIPIENTS = sa.select(users.c.id, users.c.email, users.c.display_name).where(

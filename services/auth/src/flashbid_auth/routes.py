@@ -1,3 +1,4 @@
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -35,6 +36,7 @@ from flashbid_shared.contracts import (
     Notifications,
     NotificationsTaken,
     TokenGrant,
+    UserChanges,
     UserLookup,
     UserSummaries,
 )
@@ -227,6 +229,14 @@ async def internal_lookup_users(state: State, data: UserLookup) -> UserSummaries
     return UserSummaries(users=await accounts.user_summaries(state.engine, data.ids))
 
 
+@get("/internal/users/changes", operation_id="internal_user_changes", **INTERNAL)
+async def internal_user_changes(state: State, since: datetime | None = None) -> UserChanges:
+    """Users whose summary changed after `since`, for the other services' caches; without
+    `since`, only where to start following."""
+    users, until = await accounts.summary_changes(state.engine, since)
+    return UserChanges(users=users, until=until)
+
+
 @post("/internal/notifications", operation_id="internal_notify", status_code=202, **INTERNAL)
 async def internal_notify(connection: AsyncConnection, data: Notifications) -> NotificationsTaken:
     """Emails to users from templates, written to the outbox together; each refused one (an
@@ -256,5 +266,6 @@ ROUTES = [
     admin_list_users,
     admin_update_user,
     internal_lookup_users,
+    internal_user_changes,
     internal_notify,
 ]

@@ -44,6 +44,8 @@ users = sa.Table(
     timestamp("locked_until"),
     timestamp("created_at", nullable=False, server_default=sa.func.now()),
     timestamp("updated_at", nullable=False, server_default=sa.func.now()),
+    # when a field of `UserSummary` last changed: other services follow these changes
+    timestamp("summary_changed_at"),
 )
 
 email_codes = sa.Table(

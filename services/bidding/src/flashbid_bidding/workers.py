@@ -105,10 +105,11 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = app.state.settings
     async with service_client(tokens=app.state.service_tokens, timeout=3.0) as http:
         board = Board(app.state.redis, app.state.redis_line)
+        users = UserDirectory(http, settings.auth_url)
         house = AuctionHouse(
             app.state.engine,
             board,
-            UserDirectory(http, settings.auth_url),
+            users,
             require_verified=settings.require_verified_email,
             public_url=settings.public_url,
         )
@@ -121,6 +122,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
                     app.state.engine, settings.database_pool_size, lambda c: store.raise_bids(c, [])
                 )
             ),
+            asyncio.create_task(users.follow()),
             asyncio.create_task(hub.listen()),
             asyncio.create_task(hub.push()),
             asyncio.create_task(hub.watchdog()),

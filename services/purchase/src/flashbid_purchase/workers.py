@@ -83,6 +83,7 @@ async def sales_lifespan(app: Litestar) -> AsyncIterator[None]:
             asyncio.create_task(
                 warm(app.state.engine, settings.database_pool_size, lambda c: store.reserve(c, []))
             ),
+            asyncio.create_task(users.follow()),
             asyncio.create_task(every(1.0, sales.expire_due, never)),
             asyncio.create_task(every(1.0, lambda: report_stock(sales, catalog), stock_changed)),
             asyncio.create_task(
