@@ -70,6 +70,8 @@ class UserDirectory:
                 response.raise_for_status()
                 changes = msgspec.json.decode(response.content, type=UserChanges)
                 now = self.clock()
+                # auth answers the last few seconds' changes again each time: one that raced a
+                # lookup (which then cached the user as they were) is applied on the next round
                 for user in changes.users:
                     if user.id in self._cache:
                         self._cache[user.id] = (now, user)
