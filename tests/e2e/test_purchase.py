@@ -1,6 +1,5 @@
 """A buyer's journey through the gateway, on a real flash sale created in catalog."""
 
-import time
 import uuid
 
 import pytest
@@ -86,10 +85,11 @@ def test_a_customer_deactivated_after_buying_is_refused_within_seconds(api, admi
     assert place_order(api, token, offer_id).status_code == 201
     deactivated = api.patch(f"/api/auth/admin/users/{account.id}", {"is_active": False}, admin)
     assert deactivated.status_code == 200, deactivated.text
-    deadline = time.monotonic() + 5
-    while (again := place_order(api, token, offer_id)).status_code == 201:
-        assert time.monotonic() < deadline, "still buying 5 s after the deactivation"
-        time.sleep(0.1)
+    again = poll(
+        lambda: (r := place_order(api, token, offer_id)).status_code != 201 and r,
+        timeout=5,
+        every=0.1,
+    )
     assert (again.status_code, problem(again)["code"]) == (403, "not_allowed")
 
 

@@ -577,20 +577,20 @@ async def summary_changes(
     the next call. Without `since`, no users: only where to start."""
     async with _autocommit(engine).connect() as connection:
         now: datetime = await connection.scalar(sa.select(sa.func.now()))
-        rows = []
-        if since is not None:
-            rows = (
-                await connection.execute(
-                    sa.select(*SUMMARY, users.c.summary_changed_at)
-                    .where(users.c.summary_changed_at > since)
-                    .order_by(users.c.summary_changed_at)
-                    .limit(CHANGES_PAGE)
-                )
-            ).all()
+        if since is None:
+            return [], now - CHANGES_OVERLAP
+        rows = (
+            await connection.execute(
+                sa.select(*SUMMARY, users.c.summary_changed_at)
+                .where(users.c.summary_changed_at > since)
+                .order_by(users.c.summary_changed_at)
+                .limit(CHANGES_PAGE)
+            )
+        ).all()
     if len(rows) == CHANGES_PAGE:  # more to come: the next page starts after this one
         until = rows[-1].summary_changed_at
     else:
-        until = max(now - CHANGES_OVERLAP, since or now - CHANGES_OVERLAP)
+        until = max(now - CHANGES_OVERLAP, since)
     changed = [UserSummary(**{c.name: row._mapping[c.name] for c in SUMMARY}) for row in rows]
     return changed, until
 

@@ -48,12 +48,12 @@ class Peers:
         would be refused again: it is logged, not retried. A malformed one, which makes auth
         refuse the whole call, is found by sending each alone, so the others still go."""
         response = await self.http.post(self.notifications, json={"notifications": notifications})
-        if response.status_code == 422 and len(notifications) > 1:
-            for notification in notifications:
-                await self.notify([notification])
-            return
         if response.status_code == 422:
-            log.error("auth refused a malformed email: %r", notifications[0])
+            if len(notifications) == 1:
+                log.error("auth refused a malformed email: %r", notifications[0])
+            else:
+                for notification in notifications:
+                    await self.notify([notification])
             return
         response.raise_for_status()
         refused = msgspec.json.decode(response.content, type=NotificationsTaken).refused
