@@ -18,6 +18,7 @@ from flashbid_shared.database import provide_connection
 from flashbid_shared.errors import ErrorTable, exception_handlers
 from flashbid_shared.health import Check, health_handlers
 from flashbid_shared.http import ServiceTokens, service_client
+from flashbid_shared.lanes import Lane, Lanes
 from flashbid_shared.observability import RequestIdMiddleware, configure_logging
 from flashbid_shared.settings import ServiceSettings
 from flashbid_shared.tokens import TokenVerifier, provide_principal, provide_viewer
@@ -35,6 +36,7 @@ def service_app(
     lifespan: Sequence[Lifespan] = (),
     ready: Mapping[str, Check] | None = None,
     errors: ErrorTable | None = None,
+    lanes: Sequence[Lane] = (),
     jwks: JwksSource | None = None,
     description: str = "",
 ) -> Litestar:
@@ -42,6 +44,7 @@ def service_app(
 
     `app.state` holds `settings`, `http` (a plain client), `verifier` (access tokens) and
     `service_tokens` (this service's own client-credentials token for internal calls).
+    `lanes` serve a storm's plain requests of their routes ahead of Litestar (see `lanes`).
     """
     configure_logging(name, settings.log_level)
 
@@ -74,7 +77,7 @@ def service_app(
             yield
             ahead.cancel()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             Router(f"/api/{name}", route_handlers=[*routes, *health_handlers(ready or {})]),
             *handlers,
@@ -102,6 +105,9 @@ def service_app(
         ),
         logging_config=None,
     )
+    if lanes:
+        app.asgi_handler = Lanes(app, f"/api/{name}", lanes, errors or {})
+    return app
 
 
 async def fetch_ahead(steps: Sequence[Callable[[], Awaitable[Any]]], pause: float = 1.0) -> None:

@@ -6,7 +6,7 @@ import re
 import sys
 import time
 import uuid
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 import httpx
 import redis.exceptions
@@ -37,17 +37,22 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        incoming = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value
-                break
-        rid = incoming.decode("latin-1")
-        token = request_id.set(rid if _SAFE_ID.match(rid) else uuid.uuid4().hex)
+        token = bind_request_id(scope)
         try:
             await self.app(scope, receive, send)
         finally:
             request_id.reset(token)
+
+
+def bind_request_id(scope: Scope) -> Token[str]:
+    """This request's id, the caller's if it gave a sane one, in `request_id` until reset."""
+    incoming = b""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            incoming = value
+            break
+    rid = incoming.decode("latin-1")
+    return request_id.set(rid if _SAFE_ID.match(rid) else uuid.uuid4().hex)
 
 
 class JsonFormatter(logging.Formatter):

@@ -169,11 +169,15 @@ class TokenVerifier:
         }
 
 
+def bearer(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value."""
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token else None
+
+
 def bearer_token(connection: ASGIConnection) -> str | None:
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip()
+    if token := bearer(connection.headers.get("authorization", "")):
+        return token
     if connection.scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
         return connection.query_params.get("token")
     return None
@@ -196,7 +200,8 @@ async def authenticate(connection: ASGIConnection) -> Principal:
 
 
 async def user_required(connection: ASGIConnection, _: Any) -> None:
-    await provide_user(connection)
+    if (await authenticate(connection)).role not in ROLES_USER:
+        raise PermissionDeniedException("This route is for signed-in users.")
 
 
 async def admin_required(connection: ASGIConnection, _: Any) -> None:
@@ -212,16 +217,6 @@ async def service_required(connection: ASGIConnection, _: Any) -> None:
 async def provide_principal(request: Any) -> Principal:
     """Dependency for handlers behind one of the guards above."""
     return await authenticate(request)
-
-
-async def provide_user(request: Any) -> Principal:
-    """The caller if a signed-in user (401 or 403 otherwise): `user_required` as the
-    `principal` dependency, for the storm routes (an order, a bid), since Litestar copies the
-    route handler for every guard call, a fifth of such a route's CPU."""
-    principal = await authenticate(request)
-    if principal.role not in ROLES_USER:
-        raise PermissionDeniedException("This route is for signed-in users.")
-    return principal
 
 
 async def provide_viewer(request: Any) -> Principal | None:

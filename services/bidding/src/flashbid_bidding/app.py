@@ -2,7 +2,7 @@ from litestar import Litestar
 
 from flashbid_bidding import domain
 from flashbid_bidding.live import watch_event
-from flashbid_bidding.routes import ROUTES
+from flashbid_bidding.routes import LANES, ROUTES
 from flashbid_bidding.settings import Settings
 from flashbid_bidding.workers import bidding_lifespan
 from flashbid_shared.app import service_app
@@ -32,5 +32,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[postgres, redis, bidding_lifespan],
         ready={"postgres": ping_postgres, "redis": ping_redis},
         errors=ERRORS,
+        lanes=LANES,
         description="Auctions, ranked sessions, live bidding over WebSocket, settlement.",
     )

@@ -1,8 +1,7 @@
 from uuid import UUID
 
-from litestar import Request, Response, get, post, put
+from litestar import Response, get, post, put
 from litestar.datastructures import State
-from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_bidding import house as auction_house
@@ -21,15 +20,13 @@ from flashbid_bidding.schemas import (
 )
 from flashbid_bidding.workers import apply_event
 from flashbid_shared.contracts import Event, EventFigures
-from flashbid_shared.errors import DomainError, refusal
+from flashbid_shared.lanes import Answer, Lane, respond
 from flashbid_shared.params import IdempotencyKey, Limit
-from flashbid_shared.tokens import Principal, provide_user, service_required, user_required
+from flashbid_shared.tokens import Principal, service_required, user_required
 
 PUBLIC = {"tags": ["public"]}
 BIDDER = {"tags": ["bidding"], "guards": [user_required], "security": [{"bearer": []}]}
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
-# The storm routes (bids) check their caller in their `principal` dependency, not a guard.
-STORM = {**BIDDER, "guards": [], "dependencies": {"principal": Provide(provide_user)}}
 
 
 @post("/events/{event_id:uuid}/join", operation_id="join_event", status_code=204, **BIDDER)
@@ -75,9 +72,17 @@ async def lot_bids(connection: AsyncConnection, lot_id: UUID, limit: Limit = 50)
     ]  # fmt: skip
 
 
-@post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", **STORM)
+async def place_lot_bid(
+    state: State, principal: Principal, data: LotBid, lot_id: UUID, idempotency_key: str | None
+) -> Answer:
+    lot = await state.house.bid_on_lot(
+        principal, lot_id, data.amount, data.max_amount, idempotency_key
+    )
+    return lot, 201, {}
+
+
+@post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", status_code=201, **BIDDER)
 async def bid_on_lot(
-    request: Request,
     state: State,
     principal: Principal,
     lot_id: UUID,
@@ -85,13 +90,7 @@ async def bid_on_lot(
     idempotency_key: IdempotencyKey,
 ) -> Response[LotView]:
     """Bid `amount`; with `max_amount`, the system bids for you up to it (a proxy bid)."""
-    try:
-        lot = await state.house.bid_on_lot(
-            principal, lot_id, data.amount, data.max_amount, idempotency_key
-        )
-    except DomainError as exc:
-        return refusal(request, exc)
-    return Response(lot, status_code=201)
+    return respond(await place_lot_bid(state, principal, data, lot_id, idempotency_key))
 
 
 @post("/lots/{lot_id:uuid}/buy-now", operation_id="buy_now", **BIDDER)
@@ -100,16 +99,18 @@ async def buy_now(state: State, principal: Principal, lot_id: UUID) -> LotView:
     return await state.house.buy_now(principal, lot_id)
 
 
-@post("/sessions/{offer_id:uuid}/bids", operation_id="bid_in_session", **STORM)
+async def place_session_bid(
+    state: State, principal: Principal, data: SessionBid, offer_id: UUID
+) -> Answer:
+    return await state.house.bid_in_session(principal, offer_id, data.price), 201, {}
+
+
+@post("/sessions/{offer_id:uuid}/bids", operation_id="bid_in_session", status_code=201, **BIDDER)
 async def bid_in_session(
-    request: Request, state: State, principal: Principal, offer_id: UUID, data: SessionBid
+    state: State, principal: Principal, offer_id: UUID, data: SessionBid
 ) -> Response[Standing]:
     """Place or raise (never lower) your one bid in a ranked session."""
-    try:
-        standing = await state.house.bid_in_session(principal, offer_id, data.price)
-    except DomainError as exc:
-        return refusal(request, exc)
-    return Response(standing, status_code=201)
+    return respond(await place_session_bid(state, principal, data, offer_id))
 
 
 @get("/sessions/{offer_id:uuid}/leaderboard", operation_id="leaderboard", **PUBLIC)
@@ -157,4 +158,9 @@ ROUTES = [
     event_results,
     put_event,
     event_figures,
+]
+# The storms of bids, served ahead of Litestar (see flashbid_shared.lanes).
+LANES = [
+    Lane("POST", "/lots/{lot_id:uuid}/bids", LotBid, place_lot_bid, idempotent=True),
+    Lane("POST", "/sessions/{offer_id:uuid}/bids", SessionBid, place_session_bid),
 ]

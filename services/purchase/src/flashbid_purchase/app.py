@@ -1,7 +1,7 @@
 from litestar import Litestar
 
 from flashbid_purchase import domain
-from flashbid_purchase.routes import ROUTES
+from flashbid_purchase.routes import LANES, ROUTES
 from flashbid_purchase.settings import Settings
 from flashbid_purchase.workers import sales_lifespan
 from flashbid_shared.app import service_app
@@ -30,5 +30,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[postgres, redis, sales_lifespan],
         ready={"postgres": ping_postgres, "redis": ping_redis},
         errors=ERRORS,
+        lanes=LANES,
         description="Flash-sale stock, reservations and orders.",
     )

@@ -2,30 +2,21 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from litestar import Request, Response, get, post, put
+from litestar import Response, get, post, put
 from litestar.datastructures import State
-from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_purchase import domain, store
 from flashbid_purchase.schemas import OfferStats, OrderPage, OrderRequest, Stats, StockLine
 from flashbid_shared.contracts import AwardOrder, Event, EventFigures, Order, Purchased
-from flashbid_shared.errors import DomainError, refusal
+from flashbid_shared.lanes import Answer, Lane, respond
 from flashbid_shared.params import IdempotencyKey, Limit, Offset
-from flashbid_shared.tokens import (
-    Principal,
-    admin_required,
-    provide_user,
-    service_required,
-    user_required,
-)
+from flashbid_shared.tokens import Principal, admin_required, service_required, user_required
 
 PUBLIC = {"tags": ["stock"]}
 BUYER = {"tags": ["orders"], "guards": [user_required], "security": [{"bearer": []}]}
 ADMIN = {"tags": ["admin"], "guards": [admin_required], "security": [{"bearer": []}]}
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
-# The storm's route checks its caller in its `principal` dependency rather than a guard.
-STORM = {**BUYER, "guards": [], "dependencies": {"principal": Provide(provide_user)}}
 OrderStatus = Literal["reserved", "confirmed", "cancelled", "expired"]
 
 
@@ -44,23 +35,22 @@ async def event_stock(state: State, event_id: UUID) -> list[StockLine]:
     return [StockLine(offer_id=UUID(o), stock=s, remaining=r) for o, s, r in lines]
 
 
-@post("/orders", operation_id="create_order", status_code=201, **STORM)
+async def place_order(
+    state: State, principal: Principal, data: OrderRequest, idempotency_key: str | None
+) -> Answer:
+    order, new = await state.sales.place_order(
+        principal, data.offer_id, data.quantity, idempotency_key
+    )
+    return order, 201, {} if new else {"Idempotent-Replayed": "true"}
+
+
+@post("/orders", operation_id="create_order", status_code=201, **BUYER)
 async def create_order(
-    request: Request,
-    state: State,
-    principal: Principal,
-    data: OrderRequest,
-    idempotency_key: IdempotencyKey,
+    state: State, principal: Principal, data: OrderRequest, idempotency_key: IdempotencyKey
 ) -> Response[Order]:
     """Reserve units of a flash-sale offer. With an `Idempotency-Key`, a retry of the same
     request answers the first result; the same key with another body is refused (422)."""
-    try:
-        order, new = await state.sales.place_order(
-            principal, data.offer_id, data.quantity, idempotency_key
-        )
-    except DomainError as exc:
-        return refusal(request, exc)
-    return Response(order, status_code=201, headers={} if new else {"Idempotent-Replayed": "true"})
+    return respond(await place_order(state, principal, data, idempotency_key))
 
 
 @get("/orders", operation_id="my_orders", **BUYER)
@@ -195,3 +185,5 @@ ROUTES = [
     has_purchased,
     event_figures,
 ]
+# A flash sale's storm of orders, served ahead of Litestar (see flashbid_shared.lanes).
+LANES = [Lane("POST", "/orders", OrderRequest, place_order, idempotent=True)]

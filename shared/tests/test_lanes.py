@@ -1,0 +1,133 @@
+"""Lanes: a storm's plain requests are answered ahead of Litestar, exactly as the route would."""
+
+import time
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import jwt
+import msgspec
+import pytest
+import redis.exceptions
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+from litestar import Litestar, Response, post
+from litestar.datastructures import State
+from litestar.testing import TestClient
+
+from flashbid_shared.app import service_app
+from flashbid_shared.errors import DomainError
+from flashbid_shared.lanes import Answer, Lane, respond
+from flashbid_shared.params import IdempotencyKey
+from flashbid_shared.settings import ServiceSettings
+from flashbid_shared.tokens import Principal, user_required
+
+KEY = Ed25519PrivateKey.generate()
+JWK = {**OKPAlgorithm.to_jwk(KEY.public_key(), as_dict=True), "kid": "k1", "alg": "EdDSA"}
+routed: list[int] = []  # the orders the Litestar route answered
+
+
+class SoldOut(DomainError):
+    pass
+
+
+class Order(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=10)]
+
+
+async def place(
+    state: State, principal: Principal, data: Order, offer_id: UUID, idempotency_key: str | None
+) -> Answer:
+    if data.quantity == 9:
+        raise SoldOut("Nothing left.", remaining=0)
+    if data.quantity == 8:
+        raise redis.exceptions.ConnectionError("Connection closed by server at 10.0.0.7:6379")
+    order = {"offer_id": offer_id, "buyer": principal.subject, "price": Decimal("9.90")}
+    return order, 201, {"Idempotent-Replayed": "true"} if idempotency_key else {}
+
+
+@post("/offers/{offer_id:uuid}/orders", status_code=201, guards=[user_required])
+async def create_order(
+    state: State, principal: Principal, data: Order, offer_id: UUID, key: IdempotencyKey
+) -> Response[Any]:
+    routed.append(data.quantity)
+    return respond(await place(state, principal, data, offer_id, key))
+
+
+def demo_app(lanes: list[Lane]) -> Litestar:
+    async def jwks(_: Litestar) -> dict[str, Any]:
+        return {"keys": [JWK]}
+
+    errors = {SoldOut: (409, "sold_out")}
+    return service_app(
+        "demo", ServiceSettings(), routes=[create_order], errors=errors, lanes=lanes, jwks=jwks
+    )
+
+
+def token(role: str = "customer", expires_in: int = 900) -> str:
+    now = int(time.time())
+    claims = {"iss": "flashbid-auth", "aud": "flashbid", "sub": str(uuid4()), "role": role,
+              "iat": now, "exp": now + expires_in, "jti": "j1"}  # fmt: skip
+    return jwt.encode(claims, KEY, algorithm="EdDSA", headers={"kid": "k1"})
+
+
+CUSTOMER = token()
+PATH = f"/api/demo/offers/{uuid4()}/orders"
+PLAIN = {
+    "an order": (PATH, {"authorization": f"Bearer {CUSTOMER}"}, b'{"quantity": 2}'),
+    "a retry": (PATH, {"authorization": f"Bearer {CUSTOMER}", "idempotency-key": "k-1"},
+                b'{"quantity": 1}'),
+    "a refusal": (PATH, {"authorization": f"Bearer {CUSTOMER}"}, b'{"quantity": 9}'),
+    "Redis away": (PATH, {"authorization": f"Bearer {CUSTOMER}"}, b'{"quantity": 8}'),
+}  # fmt: skip
+OTHERS = {
+    "no token": (PATH, {}, b'{"quantity": 1}'),
+    "an expired token": (PATH, {"authorization": f"Bearer {token(expires_in=-60)}"},
+                         b'{"quantity": 1}'),
+    "a forged token": (PATH, {"authorization": f"Bearer {CUSTOMER[:-4]}AAAA"}, b'{"quantity": 1}'),
+    "a service's token": (PATH, {"authorization": f"Bearer {token('service')}"},
+                          b'{"quantity": 1}'),
+    "a lowercase scheme": (PATH, {"authorization": f"bearer {CUSTOMER}"}, b'{"quantity": 3}'),
+    "a malformed body": (PATH, {"authorization": f"Bearer {CUSTOMER}"}, b'{"quantity": '),
+    "an unknown field": (PATH, {"authorization": f"Bearer {CUSTOMER}"}, b'{"quantity": 1, "x": 1}'),
+    "too many": (PATH, {"authorization": f"Bearer {CUSTOMER}"}, b'{"quantity": 11}'),
+    "a bad key": (PATH, {"authorization": f"Bearer {CUSTOMER}", "idempotency-key": "a b"},
+                  b'{"quantity": 1}'),
+    "a bad offer id": ("/api/demo/offers/nope/orders", {"authorization": f"Bearer {CUSTOMER}"},
+                       b'{"quantity": 1}'),
+    "a large body": (PATH, {"authorization": f"Bearer {CUSTOMER}"},
+                     b'{"quantity": 1, "note": "' + b"x" * 70_000 + b'"}'),
+}  # fmt: skip
+SEEN = ("content-type", "content-length", "retry-after", "idempotent-replayed", "www-authenticate")
+
+
+def answers(lanes: list[Lane], requests: dict[str, tuple]) -> dict[str, tuple]:
+    with TestClient(demo_app(lanes)) as client:
+        found = {}
+        for name, (path, headers, body) in requests.items():
+            response = client.post(path, headers=headers, content=body)
+            shown = {h: response.headers[h] for h in SEEN if h in response.headers}
+            found[name] = (response.status_code, shown, response.content)
+        return found
+
+
+LANE = Lane("POST", "/offers/{offer_id:uuid}/orders", Order, place, idempotent=True)
+
+
+def test_the_lane_answers_plain_requests_as_the_route_does_without_the_route() -> None:
+    routed.clear()
+    through_lane = answers([LANE], PLAIN)
+    assert routed == []
+    assert through_lane == answers([], PLAIN)
+    assert routed == [2, 1, 9, 8]
+    assert [status for status, _, _ in through_lane.values()] == [201, 201, 409, 503]
+    refusal = msgspec.json.decode(through_lane["a refusal"][2])
+    assert (refusal["code"], refusal["remaining"]) == ("sold_out", 0)
+    assert b"10.0.0.7" not in through_lane["Redis away"][2]
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_what_the_lane_cannot_take_is_answered_by_the_route(name: str) -> None:
+    request = {name: OTHERS[name]}
+    assert answers([LANE], request) == answers([], request)
+    assert answers([LANE], request)[name][0] in (201, 400, 401, 403, 404, 422)
