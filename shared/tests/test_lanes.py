@@ -98,7 +98,6 @@ OTHERS = {
     "a large body": (PATH, {"authorization": f"Bearer {CUSTOMER}"},
                      b'{"quantity": 1, "note": "' + b"x" * 70_000 + b'"}'),
 }  # fmt: skip
-SEEN = ("content-type", "content-length", "retry-after", "idempotent-replayed", "www-authenticate")
 
 
 def answers(lanes: list[Lane], requests: dict[str, tuple]) -> dict[str, tuple]:
@@ -106,8 +105,7 @@ def answers(lanes: list[Lane], requests: dict[str, tuple]) -> dict[str, tuple]:
         found = {}
         for name, (path, headers, body) in requests.items():
             response = client.post(path, headers=headers, content=body)
-            shown = {h: response.headers[h] for h in SEEN if h in response.headers}
-            found[name] = (response.status_code, shown, response.content)
+            found[name] = (response.status_code, dict(response.headers), response.content)
         return found
 
 

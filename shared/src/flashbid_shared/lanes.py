@@ -36,7 +36,7 @@ from flashbid_shared.errors import (
 )
 from flashbid_shared.observability import bind_request_id, request_id
 from flashbid_shared.params import IDEMPOTENCY_KEY
-from flashbid_shared.tokens import ROLES_USER, InvalidToken, Principal, bearer
+from flashbid_shared.tokens import ROLES_USER, Principal, bearer
 
 Answer = tuple[Any, int, Mapping[str, str]]  # content, status, headers
 MAX_BODY = 64 * 1024  # larger bodies go to Litestar (and nginx refuses them before that)
@@ -121,7 +121,7 @@ class Lanes:
             body = b"".join(message.get("body", b"") for message in messages)
             data = msgspec.json.decode(body, type=lane.body)
             principal = await self.app.state.verifier.verify(token)
-        except (ValueError, msgspec.DecodeError, InvalidToken):
+        except Exception:  # a bad parameter, body or token, or auth's keys out of reach
             return None
         if principal.role not in ROLES_USER:
             return None
