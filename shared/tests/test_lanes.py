@@ -1,6 +1,7 @@
 """Lanes: a storm's plain requests are answered ahead of Litestar, exactly as the route would."""
 
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -100,23 +101,36 @@ OTHERS = {
 }  # fmt: skip
 
 
-def answers(lanes: list[Lane], requests: dict[str, tuple]) -> dict[str, tuple]:
-    with TestClient(demo_app(lanes)) as client:
-        found = {}
-        for name, (path, headers, body) in requests.items():
-            response = client.post(path, headers=headers, content=body)
-            found[name] = (response.status_code, dict(response.headers), response.content)
-        return found
-
-
 LANE = Lane("POST", "/offers/{offer_id:uuid}/orders", Order, place, idempotent=True)
 
 
-def test_the_lane_answers_plain_requests_as_the_route_does_without_the_route() -> None:
+@pytest.fixture(scope="module")
+def lane() -> Iterator[TestClient]:
+    with TestClient(demo_app([LANE])) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def route() -> Iterator[TestClient]:
+    with TestClient(demo_app([])) as client:
+        yield client
+
+
+def answers(client: TestClient, requests: dict[str, tuple]) -> dict[str, tuple]:
+    found = {}
+    for name, (path, headers, body) in requests.items():
+        response = client.post(path, headers=headers, content=body)
+        found[name] = (response.status_code, dict(response.headers), response.content)
+    return found
+
+
+def test_the_lane_answers_plain_requests_as_the_route_does_without_the_route(
+    lane: TestClient, route: TestClient
+) -> None:
     routed.clear()
-    through_lane = answers([LANE], PLAIN)
+    through_lane = answers(lane, PLAIN)
     assert routed == []
-    assert through_lane == answers([], PLAIN)
+    assert through_lane == answers(route, PLAIN)
     assert routed == [2, 1, 9, 8]
     assert [status for status, _, _ in through_lane.values()] == [201, 201, 409, 503]
     refusal = msgspec.json.decode(through_lane["a refusal"][2])
@@ -125,7 +139,9 @@ def test_the_lane_answers_plain_requests_as_the_route_does_without_the_route() -
 
 
 @pytest.mark.parametrize("name", OTHERS)
-def test_what_the_lane_cannot_take_is_answered_by_the_route(name: str) -> None:
-    request = {name: OTHERS[name]}
-    assert answers([LANE], request) == answers([], request)
-    assert answers([LANE], request)[name][0] in (201, 400, 401, 403, 404, 422)
+def test_what_the_lane_cannot_take_is_answered_by_the_route(
+    name: str, lane: TestClient, route: TestClient
+) -> None:
+    through_lane = answers(lane, {name: OTHERS[name]})
+    assert through_lane == answers(route, {name: OTHERS[name]})
+    assert through_lane[name][0] in (201, 400, 401, 403, 404, 422)
