@@ -96,6 +96,9 @@ OTHERS = {
                   b'{"quantity": 1}'),
     "a bad offer id": ("/api/demo/offers/nope/orders", {"authorization": f"Bearer {CUSTOMER}"},
                        b'{"quantity": 1}'),
+    "a form's content type": (PATH, {"authorization": f"Bearer {CUSTOMER}",
+                                     "content-type": "application/x-www-form-urlencoded"},
+                              b'{"quantity": 1}'),
     "a large body": (PATH, {"authorization": f"Bearer {CUSTOMER}"},
                      b'{"quantity": 1, "note": "' + b"x" * 70_000 + b'"}'),
 }  # fmt: skip
