@@ -39,7 +39,7 @@ from flashbid_shared.params import IDEMPOTENCY_KEY
 from flashbid_shared.tokens import ROLES_USER, Principal, bearer
 
 Answer = tuple[Any, int, Mapping[str, str]]  # content, status, headers
-MAX_BODY = 64 * 1024  # larger bodies go to Litestar (and nginx refuses them before that)
+MAX_BODY = 64 * 1024  # a larger body goes to Litestar (an order or a bid is under 200 bytes)
 
 
 class Lane(NamedTuple):
