@@ -12,7 +12,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.hashes import SHA256
-from litestar.connection import ASGIConnection
+from litestar.connection import ASGIConnection, Request
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
 # The algorithm is pinned by the key (its JWK type), never taken from the token alone.
@@ -214,12 +214,12 @@ async def service_required(connection: ASGIConnection, _: Any) -> None:
         raise PermissionDeniedException("This route is for Flashbid services.")
 
 
-async def provide_principal(request: Any) -> Principal:
+async def provide_principal(request: Request) -> Principal:
     """Dependency for handlers behind one of the guards above."""
     return await authenticate(request)
 
 
-async def provide_viewer(request: Any) -> Principal | None:
+async def provide_viewer(request: Request) -> Principal | None:
     """Dependency for public routes that say a little more to a signed-in caller; a missing
     or bad token just means an anonymous viewer."""
     if bearer_token(request) is None:
