@@ -50,6 +50,9 @@ class UserSummaries(msgspec.Struct, kw_only=True):
     users: list[UserSummary]
 
 
+USER_CHANGES_PAGE = 1_000  # at most this many users per answer: a full one means more to come
+
+
 class UserChanges(msgspec.Struct, kw_only=True):
     """`GET /internal/users/changes?since=` on auth: the users whose summary changed after
     `since` (deactivated, reweighted, renamed), and the `since` of the next call."""

@@ -6,7 +6,7 @@ an HTTP status and a stable `code` in one table passed to `exception_handlers`.
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
@@ -17,6 +17,7 @@ from flashbid_shared.observability import AWAY
 log = logging.getLogger("flashbid.errors")
 
 PROBLEM_JSON = "application/problem+json"
+T = TypeVar("T")
 
 CODES_BY_STATUS = {
     400: "bad_request",
@@ -95,8 +96,8 @@ def problem_response(
     return Response(content, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def status_and_code(table: ErrorTable, exc: Exception) -> tuple[int, str] | None:
-    """What the error table says of `exc` (its nearest class in it), if anything."""
+def nearest(table: Mapping[Any, T], exc: Exception) -> T | None:
+    """What `table` (the error table, exception handlers) holds for `exc`'s nearest class."""
     for cls in type(exc).__mro__:
         if cls in table:
             return table[cls]
@@ -110,7 +111,7 @@ def exception_handlers(table: ErrorTable | None = None) -> dict[Any, Any]:
         return problem_response(exc.status, exc.code, exc.detail, exc.headers, **exc.fields)
 
     def on_domain(request: Request, exc: DomainError) -> Response[bytes]:
-        if found := status_and_code(table, exc):
+        if found := nearest(table, exc):
             return problem_response(*found, exc.detail, **exc.fields)
         return on_unexpected(request, exc)
 

@@ -31,8 +31,8 @@ from flashbid_shared.errors import (
     PROBLEM_JSON,
     DomainError,
     ErrorTable,
+    nearest,
     problem_parts,
-    status_and_code,
 )
 from flashbid_shared.observability import bind_request_id, request_id
 from flashbid_shared.params import IDEMPOTENCY_KEY
@@ -84,7 +84,7 @@ class Lanes:
         try:
             content, status, headers = await lane.serve(self.app.state, principal, data, **params)
         except DomainError as exc:
-            if (found := status_and_code(self.errors, exc)) is None:
+            if (found := nearest(self.errors, exc)) is None:
                 await self._fail(scope, receive, send, exc)
                 return
             body, headers = problem_parts(*found, exc.detail, **exc.fields)
@@ -132,9 +132,7 @@ class Lanes:
     async def _fail(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
         """Answer as Litestar would: the app's handler for the nearest class of `exc`."""
         request: Request[Any, Any, Any] = Request(scope, receive)
-        handlers = self.app.exception_handlers
-        handler = next(handlers[cls] for cls in type(exc).__mro__ if cls in handlers)
-        response = handler(request, exc)
+        response = nearest(self.app.exception_handlers, exc)(request, exc)  # type: ignore[misc]
         await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 

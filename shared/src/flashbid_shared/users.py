@@ -18,10 +18,15 @@ from uuid import UUID
 import httpx
 import msgspec
 
-from flashbid_shared.contracts import UserChanges, UserLookup, UserSummaries, UserSummary
+from flashbid_shared.contracts import (
+    USER_CHANGES_PAGE,
+    UserChanges,
+    UserLookup,
+    UserSummaries,
+    UserSummary,
+)
 
 log = logging.getLogger(__name__)
-CHANGES_PAGE = 1_000  # auth's page of changes: a full one means more to come
 
 
 class UserDirectory:
@@ -77,7 +82,7 @@ class UserDirectory:
                         self._cache[user.id] = (now, user)
                 if since is None:
                     self._covered_from = now
-                since, caught_up = changes.until, len(changes.users) < CHANGES_PAGE
+                since, caught_up = changes.until, len(changes.users) < USER_CHANGES_PAGE
                 if caught_up:
                     self._followed_at = now
             except (httpx.HTTPError, msgspec.DecodeError) as exc:

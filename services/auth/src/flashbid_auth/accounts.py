@@ -37,7 +37,7 @@ from flashbid_auth.keys import SigningKey, decrypt, encrypt, token_claims
 from flashbid_auth.schemas import MfaChallenge, Register, TokenPair, User, UserUpdate
 from flashbid_auth.settings import Settings
 from flashbid_auth.store import email_codes, password_resets, refresh_tokens, users
-from flashbid_shared.contracts import Notification, UserSummary
+from flashbid_shared.contracts import USER_CHANGES_PAGE, Notification, UserSummary
 
 # OWASP's argon2id parameters: 19 MiB, 2 passes, 1 lane.
 hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -563,7 +563,6 @@ async def user_summaries(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[User
     return [UserSummary(**row._mapping) for row in rows]
 
 
-CHANGES_PAGE = 1_000
 # How far back each answer tells the next call to start again: a change written by a
 # transaction that began before a read (its time is its start) but committed after it is then
 # in the next answer. Re-reading a few seconds of changes costs little: they are rare.
@@ -584,10 +583,10 @@ async def summary_changes(
                 sa.select(*SUMMARY, users.c.summary_changed_at)
                 .where(users.c.summary_changed_at > since)
                 .order_by(users.c.summary_changed_at)
-                .limit(CHANGES_PAGE)
+                .limit(USER_CHANGES_PAGE)
             )
         ).all()
-    if len(rows) == CHANGES_PAGE:  # more to come: the next page starts after this one
+    if len(rows) == USER_CHANGES_PAGE:  # more to come: the next page starts after this one
         until = rows[-1].summary_changed_at
     else:
         until = max(now - CHANGES_OVERLAP, since)
