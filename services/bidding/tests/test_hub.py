@@ -16,6 +16,7 @@ class Socket:
 
     def __init__(self, stuck: bool = False) -> None:
         self.stuck, self.sent, self.times = stuck, [], []
+        self.scope: dict = {}  # no server's own send: the hub uses `send`
 
     async def send(self, event: dict) -> None:
         if self.stuck:
@@ -38,8 +39,7 @@ def test_a_burst_reaches_a_watcher_as_a_few_pushes_ending_on_the_latest() -> Non
         event_id, lot_id, bidder, other = uuid4(), uuid4(), uuid4(), uuid4()
         sockets = {bidder: Socket(), other: Socket()}
         for user, socket in sockets.items():
-            fanout.add(event_id, watcher := hub.Watcher(socket, user))
-            watcher.task = asyncio.create_task(watcher.pump())
+            fanout.add(event_id, hub.Watcher(socket.send, user))
         pushing = asyncio.create_task(fanout.push())
         channel = f"bid:event:{event_id}".encode()
         for price in range(1, 501):  # 500 changes of one lot in about half a second
@@ -75,8 +75,7 @@ def test_a_change_reaches_every_watcher_within_a_tick_in_groups_not_one_burst() 
         event_id = uuid4()
         sockets = [Socket() for _ in range(5 * hub.GROUPS)]
         for socket in sockets:
-            fanout.add(event_id, watcher := hub.Watcher(socket, uuid4()))
-            watcher.task = asyncio.create_task(watcher.pump())
+            fanout.add(event_id, hub.Watcher(socket.send, uuid4()))
         pushing = asyncio.create_task(fanout.push())
         loop = asyncio.get_running_loop()
         changed = loop.time()
@@ -118,3 +117,40 @@ def test_a_watcher_that_stops_reading_is_dropped(monkeypatch: pytest.MonkeyPatch
 
     done, still_watching = asyncio.run(run())
     assert done and not still_watching
+
+
+def test_a_frame_still_going_out_holds_the_next_which_are_coalesced_to_the_latest() -> None:
+    """As granian's `send`: the frame leaves when called; its future is done at once unless
+    the socket is backed up."""
+
+    async def run() -> list[list[int]]:
+        loop = asyncio.get_running_loop()
+        sent: list[int] = []
+        going_out: list[asyncio.Future[None]] = []
+
+        def send(event: dict) -> asyncio.Future[None]:
+            sent.append(json.loads(event["bytes"])["price"])
+            done = loop.create_future()
+            if not backed_up:
+                done.set_result(None)
+            going_out.append(done)
+            return done
+
+        watcher = hub.Watcher(send, uuid4())
+        seen = []
+        backed_up = False
+        watcher.offer("board", hub.frame({"price": 1}))
+        backed_up = True
+        watcher.offer("board", hub.frame({"price": 2}))  # goes out, slowly
+        for price in (3, 4, 5):  # held back meanwhile, each replacing the one before
+            watcher.offer("board", hub.frame({"price": price}))
+        seen.append(list(sent))
+        backed_up = False
+        going_out[-1].set_result(None)
+        await asyncio.sleep(0)  # the done callback
+        seen.append(list(sent))
+        return seen
+
+    while_backed_up, after = asyncio.run(run())
+    assert while_backed_up == [1, 2]
+    assert after == [1, 2, 5]

@@ -7,7 +7,6 @@ it instead of leaving in one burst to every watcher (2,000 watchers: the last of
 pushed to 100-150 ms after the first, and every bid in between waited behind it)."""
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -15,7 +14,8 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import WebSocket
+from litestar import Litestar, WebSocket
+from litestar.types import Receive, Scope, Send
 
 from flashbid_bidding.board import channel
 from flashbid_shared.redisline import RedisLine
@@ -25,6 +25,7 @@ TICK = 0.1  # seconds between two pushes to one watcher
 GROUPS = 10  # the watchers' groups, pushed to one after the other, TICK / GROUPS apart
 SEND_TIMEOUT = 5.0  # a watcher that cannot take a message in this long is dropped
 BOARD_SIZE = 10
+SERVER_SEND = "flashbid.server_send"
 
 
 def frame(message: Any) -> dict[str, Any]:
@@ -34,42 +35,56 @@ def frame(message: Any) -> dict[str, Any]:
 
 
 class Watcher:
-    def __init__(self, socket: WebSocket, user_id: UUID) -> None:
-        self.socket, self.user_id = socket, user_id
+    """One socket: what is waiting to be pushed to it, and the frame going out, if any.
+
+    Frames are handed to `send`, the server's own (see `keep_server_send`): granian's sends a
+    frame as it is called and returns a future that is already done unless the socket is
+    backed up. So a push is a call, not a task woken per watcher; a frame still going out holds
+    the next ones back (and they are coalesced meanwhile) until it is done."""
+
+    def __init__(self, send: Send, user_id: UUID) -> None:
+        self.send, self.user_id = send, user_id
         self.group = 0  # given by the hub
         self.pending: dict[str, Any] = {}
-        self.wake: asyncio.Future[None] | None = None  # while the pump waits for news
-        self.sending_since: float | None = None  # while a push is going out
-        self.task: asyncio.Task[None] | None = None
-        self.too_slow = False
+        self.sending: asyncio.Future[None] | None = None
+        self.sending_since: float | None = None  # timed by the hub's watchdog
+        self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def offer(self, key: str, message: Any) -> None:
         """Replace whatever was waiting under `key`: only the latest state is ever sent.
         `message`: a frame (see `frame`), or a function of the watcher's user id."""
         self.pending[key] = message
-        if self.wake is not None and not self.wake.done():
-            self.wake.set_result(None)
+        self.flush()
 
-    async def pump(self) -> None:
-        """Push what is pending. A frame shared by all the watchers is built once by the
-        hub and handed to the socket's own `send`: per frame, what remains is the server's."""
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self.pending:
-                self.wake = loop.create_future()
-                await self.wake
-            batch, self.pending = self.pending, {}
-            self.sending_since = loop.time()  # the hub's watchdog times the push, not a timer
-            for message in batch.values():
-                if callable(message):  # differs per watcher (`you_lead`)
-                    message = frame(message(self.user_id))
-                await self.socket.send(message)
-            self.sending_since = None
+    def flush(self) -> None:
+        while self.pending and self.sending is None and not self.gone.done():
+            message = self.pending.pop(next(iter(self.pending)))
+            if callable(message):  # differs per watcher (`you_lead`)
+                message = frame(message(self.user_id))
+            try:
+                sent = asyncio.ensure_future(self.send(message))
+            except Exception:  # the socket is closed: its route is ending
+                self.leave("closed")
+                return
+            if not sent.done():
+                self.sending, self.sending_since = sent, sent.get_loop().time()
+                sent.add_done_callback(self._sent)
+            elif sent.cancelled() or sent.exception() is not None:
+                self.leave("closed")
 
-    def drop(self) -> None:
-        self.too_slow = True
-        if self.task is not None:
-            self.task.cancel()
+    def _sent(self, sent: asyncio.Future[None]) -> None:
+        self.sending = self.sending_since = None
+        if sent.cancelled() or sent.exception() is not None:
+            self.leave("closed")
+        else:
+            self.flush()
+
+    def leave(self, reason: str) -> None:
+        """Stop pushing to this socket; its route ends (`too slow`: closed with 1008)."""
+        if not self.gone.done():
+            self.gone.set_result(reason)
+        if self.sending is not None:
+            self.sending.cancel()
 
 
 class Hub:
@@ -181,20 +196,19 @@ class Hub:
             for watchers in list(self.watchers.values()):
                 for watcher in list(watchers):
                     if watcher.sending_since is not None and watcher.sending_since < late:
-                        watcher.drop()
+                        watcher.leave("too slow")
 
     async def serve(self, socket: WebSocket, event_id: UUID, user_id: UUID, first: Any,
                     on_message: Callable[[dict], Any]) -> None:  # fmt: skip
-        """Run one watcher until it leaves or stops reading."""
-        watcher = Watcher(socket, user_id)
-        watcher.offer("state", frame(first))
+        """Run one watcher until it leaves or stops reading (then TimeoutError)."""
+        watcher = Watcher(socket.scope.get(SERVER_SEND, socket.send), user_id)
         self.add(event_id, watcher)
-        pump = watcher.task = asyncio.create_task(watcher.pump())
+        watcher.offer("state", frame(first))
         try:
-            while not pump.done():
+            while not watcher.gone.done():
                 receive = asyncio.create_task(socket.receive_data(mode="text"))
-                done, _ = await asyncio.wait({receive, pump}, return_when=asyncio.FIRST_COMPLETED)
-                if receive not in done:
+                await asyncio.wait({receive, watcher.gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not receive.done():
                     receive.cancel()
                     break
                 try:
@@ -203,14 +217,24 @@ class Hub:
                     request = None
                 reply = await on_message(request if isinstance(request, dict) else {})
                 watcher.offer(f"reply:{id(reply)}", frame(reply))
-            if watcher.too_slow:  # stopped reading: the route closes the socket (1008)
+            if watcher.gone.result() == "too slow":  # the route closes the socket (1008)
                 raise TimeoutError
-            pump.result()
         finally:
             self.remove(event_id, watcher)
-            pump.cancel()
-            with contextlib.suppress(BaseException):
-                await pump
+            watcher.leave("left")
+
+
+def keep_server_send(app: Litestar) -> None:
+    """Keep the server's own `send` in each WebSocket's scope for the hub's pushes: the one
+    Litestar's middleware passes on is wrapped in a coroutine per message, a task per push."""
+    handler = app.asgi_handler
+
+    async def keeping(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND] = send  # type: ignore[literal-required]
+        await handler(scope, receive, send)
+
+    app.asgi_handler = keeping
 
 
 def _discard(groups: dict[Any, set[Watcher]], key: Any, watcher: Watcher) -> None:
