@@ -75,6 +75,7 @@ def houses(profile, scratch_database):
             finally:
                 for house in made:
                     await house.ranked.close()
+                    await house.writes.close()
                 await redis.flushdb()
                 await line.aclose()
                 await redis.aclose()
@@ -140,7 +141,7 @@ def test_two_replicas_settle_each_lot_and_session_exactly_once(houses) -> None:
                 (session.offers[0].id, uuid.uuid4(), f"b{n}", Decimal(10 + n), float(10 + n), now)
                 for n in range(5)
             ]
-            await store.raise_bids(connection, bids)
+        await store.raise_bids(one.writes, bids)
 
         async def replica(house: AuctionHouse) -> int:
             return sum([await house.settle_due() for _ in range(5)])

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from flashbid_auth.store import KeyRing, signing_keys
 from flashbid_reviews.store import ensure_indexes
+from flashbid_shared.database import PostgresLine
+from flashbid_shared.observability import AWAY
 
 pytestmark = pytest.mark.stack
 
@@ -31,6 +33,31 @@ def test_replicas_starting_together_create_one_signing_key(scratch_database) -> 
     kids, count = asyncio.run(race())
     assert count == 1
     assert len(kids) == 1
+
+
+def test_a_hot_statement_line_dropped_by_postgresql_fails_one_write_then_connects_again(
+    scratch_database,
+) -> None:
+    url = scratch_database("auth")
+
+    async def scenario() -> tuple[list, Exception, list, int, int]:
+        line = PostgresLine(url, "SELECT $1::int + 1 AS n, pg_backend_pid() AS pid")
+        await line.warm()
+        first = await line.fetch(1)
+        engine = create_async_engine(url)
+        async with engine.connect() as connection:  # the server ends the line's session
+            await connection.execute(select(func.pg_terminate_backend(first[0]["pid"])))
+        await engine.dispose()
+        with pytest.raises(Exception) as failed:
+            await line.fetch(2)
+        again = await line.fetch(3)
+        await line.close()
+        return first, failed.value, again, first[0]["pid"], again[0]["pid"]
+
+    first, failure, again, before, after = asyncio.run(scenario())
+    assert first[0]["n"] == 2 and again[0]["n"] == 4
+    assert isinstance(failure, AWAY)  # answered 503 `unavailable`, not 500
+    assert after != before  # a new session, its statement prepared again
 
 
 def test_review_indexes_are_idempotent_and_enforce_one_review_per_user_and_item(profile) -> None:

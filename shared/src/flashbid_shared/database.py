@@ -1,10 +1,12 @@
 """A service's PostgreSQL pool and Redis client: opened in its lifespan, checked by readiness."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.datastructures import State
@@ -54,6 +56,56 @@ async def warm(
                     await statement(connection)
     except (OSError, SQLAlchemyError) as exc:
         log.warning("could not warm the PostgreSQL pool: %r", exc)
+
+
+class PostgresLine:
+    """One PostgreSQL connection of its own for one hot statement, prepared once: a group
+    commit's writes, which go one batch at a time (`Batcher`), need no pool. Through
+    SQLAlchemy's pool and execution a one-bid batch cost about 0.6 ms of CPU here, through
+    asyncpg alone about 0.2: at 500 bids a second most batches hold one bid.
+
+    A lost connection fails the write in flight (it is not sent twice; the caller answers 503)
+    and the next write connects again."""
+
+    def __init__(self, url: str, sql: str, timeout: float = 5.0) -> None:
+        self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self.sql, self.timeout = sql, timeout
+        self._connection: asyncpg.Connection | None = None
+        self._statement: Any = None
+        self._opening = asyncio.Lock()
+
+    async def fetch(self, *args: Any) -> list[asyncpg.Record]:
+        statement = self._statement or await self._open()
+        try:
+            return await statement.fetch(*args)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            await self.close()
+            raise
+
+    async def warm(self) -> None:
+        """Connect and prepare now (at startup, in the background), not on a storm's first
+        write; a failure is only logged (readiness reports PostgreSQL away)."""
+        try:
+            await self._open()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("could not prepare the hot statement: %r", exc)
+
+    async def close(self) -> None:
+        connection, self._connection, self._statement = self._connection, None, None
+        if connection is not None:
+            connection.terminate()
+
+    async def _open(self) -> Any:
+        async with self._opening:
+            if self._statement is None:
+                connection = await asyncpg.connect(self.url, timeout=self.timeout)
+                try:
+                    self._statement = await connection.prepare(self.sql)
+                except BaseException:
+                    connection.terminate()
+                    raise
+                self._connection = connection
+        return self._statement
 
 
 async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:

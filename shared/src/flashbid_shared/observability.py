@@ -8,6 +8,7 @@ import time
 import uuid
 from contextvars import ContextVar, Token
 
+import asyncpg
 import httpx
 import redis.exceptions
 import sqlalchemy.exc
@@ -22,6 +23,9 @@ AWAY = (
     redis.exceptions.TimeoutError,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
 )
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

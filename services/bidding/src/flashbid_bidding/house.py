@@ -27,6 +27,7 @@ from flashbid_bidding.schemas import (
 )
 from flashbid_shared.batch import Batcher
 from flashbid_shared.contracts import MINOR_UNITS, UserSummary
+from flashbid_shared.database import PostgresLine
 from flashbid_shared.tokens import Principal
 from flashbid_shared.users import UserDirectory
 
@@ -99,8 +100,8 @@ class AuctionHouse:
     ) -> None:
         self.engine, self.board, self.users = engine, board, users
         self.require_verified, self.public_url = require_verified, public_url
-        # A batch of ranked bids is one statement: in autocommit, one round trip (not three).
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A batch of ranked bids is one statement, on a connection of its own: one round trip
+        self.writes = PostgresLine(engine.url.render_as_string(False), store.RAISE_BIDS)
         self.ranked = Batcher(self._write_ranked, key=lambda bid: (bid[0], bid[1]))
         self._sessions: dict[UUID, tuple[float, asyncio.Future[Any]]] = {}
         self._emailed: set[tuple] = set()  # outbid emails already asked for (a debounce)
@@ -339,9 +340,8 @@ class AuctionHouse:
         )  # fmt: skip
 
     async def _write_ranked(self, bids: list[tuple]) -> list[tuple[bool, Decimal | None]]:
-        async with self.autocommit.connect() as connection:
-            rows = await store.raise_bids(connection, bids)
-        answers = {(r.offer_id, r.user_id): (r.raised, r.current) for r in rows}
+        rows = await store.raise_bids(self.writes, bids)
+        answers = {(r["offer_id"], r["user_id"]): (r["raised"], r["current"]) for r in rows}
         return [answers[(bid[0], bid[1])] for bid in bids]
 
     async def standing(self, offer_id: UUID, user_id: UUID) -> Standing:

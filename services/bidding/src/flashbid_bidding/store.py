@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_bidding import domain
 from flashbid_shared.contracts import Event
-from flashbid_shared.database import timestamp
+from flashbid_shared.database import PostgresLine, timestamp
 
 metadata = sa.MetaData()
 Money = sa.Numeric
@@ -435,11 +435,10 @@ async def sessions_of(connection: AsyncConnection, event_id: UUID) -> list[Any]:
 
 # Many customers' bids in one statement (and one commit): a bid is kept only if it raises the
 # customer's current one; every kept change also goes to the history.
-RAISE_BIDS = sa.text("""
+RAISE_BIDS = """
 WITH incoming AS (
     SELECT * FROM unnest(
-        CAST(:offers AS uuid[]), CAST(:users AS uuid[]), CAST(:names AS text[]),
-        CAST(:prices AS numeric[]), CAST(:scores AS float8[]), CAST(:times AS timestamptz[])
+        $1::uuid[], $2::uuid[], $3::text[], $4::numeric[], $5::float8[], $6::timestamptz[]
     ) AS t(offer_id, user_id, display_name, price, score, placed_at)
 ), kept AS (
     INSERT INTO ranked_bids (offer_id, user_id, display_name, price, score, placed_at)
@@ -457,25 +456,15 @@ SELECT i.offer_id, i.user_id, (k.user_id IS NOT NULL) AS raised, r.price AS curr
 FROM incoming i
 LEFT JOIN kept k ON k.offer_id = i.offer_id AND k.user_id = i.user_id
 LEFT JOIN ranked_bids r ON r.offer_id = i.offer_id AND r.user_id = i.user_id
-""")
+"""
 
 
-async def raise_bids(connection: AsyncConnection, bids: list[tuple]) -> list[Any]:
-    """`bids`: (offer, user, name, price, score, placed_at), at most one per (offer, user).
-    Answers, in order: (offer_id, user_id, raised, current price before the statement)."""
+async def raise_bids(line: PostgresLine, bids: list[tuple]) -> list[Any]:
+    """`bids`: (offer, user, name, price, score, placed_at), at most one per (offer, user), on
+    the line of RAISE_BIDS. Answers, in order: (offer_id, user_id, raised, current price before
+    the statement)."""
     columns = list(zip(*bids, strict=True)) or [()] * 6
-    rows = await connection.execute(
-        RAISE_BIDS,
-        {
-            "offers": list(columns[0]),
-            "users": list(columns[1]),
-            "names": list(columns[2]),
-            "prices": list(columns[3]),
-            "scores": list(columns[4]),
-            "times": list(columns[5]),
-        },
-    )
-    return rows.all()
+    return await line.fetch(*(list(column) for column in columns))
 
 
 async def ranked_bids_of(connection: AsyncConnection, offer_id: UUID) -> list[Any]:

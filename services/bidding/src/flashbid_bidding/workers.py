@@ -18,7 +18,6 @@ from flashbid_bidding.house import AuctionHouse
 from flashbid_bidding.hub import Hub
 from flashbid_bidding.live import Renderer
 from flashbid_shared.contracts import Event
-from flashbid_shared.database import warm
 from flashbid_shared.http import service_client
 from flashbid_shared.observability import round_failed
 from flashbid_shared.users import UserDirectory
@@ -117,11 +116,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
         hub = Hub(app.state.redis_line, Renderer(house).render)
         app.state.house, app.state.hub, app.state.peers = house, hub, peers
         tasks = [
-            asyncio.create_task(
-                warm(
-                    app.state.engine, settings.database_pool_size, lambda c: store.raise_bids(c, [])
-                )
-            ),
+            asyncio.create_task(house.writes.warm()),
             asyncio.create_task(users.follow()),
             asyncio.create_task(hub.listen()),
             asyncio.create_task(hub.push()),
@@ -140,4 +135,5 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await house.ranked.close()
+        await house.writes.close()
         await house.flush_emails()
