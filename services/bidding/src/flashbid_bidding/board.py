@@ -48,6 +48,18 @@ return {rank + 1, pushed}
 """)
 
 
+# The top `ARGV[1]` of a leaderboard with each line's details, in one round trip.
+TOP = Script("""
+local entries = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local users = {}
+for i = 1, #entries, 2 do
+    users[#users + 1] = string.sub(entries[i], string.find(entries[i], ':') + 1)
+end
+if #users == 0 then return {{}, {}} end
+return {entries, redis.call('HMGET', KEYS[2], unpack(users))}
+""")
+
+
 def _session_keys(offer_id: UUID | str) -> list[str]:
     tag = f"bid:{{{offer_id}}}"
     return [f"{tag}:board", f"{tag}:member", f"{tag}:info"]
@@ -58,7 +70,7 @@ def channel(event_id: UUID | str) -> str:
 
 
 class Board:
-    """`line` runs the per-bid script, `redis` the rest."""
+    """`line` runs the per-bid script and the leaderboard's, `redis` the rest."""
 
     def __init__(self, redis: Redis, line: RedisLine) -> None:
         self.redis, self.line = redis, line
@@ -101,14 +113,13 @@ class Board:
         return int(rank), (pushed.decode() or None)
 
     async def leaderboard(self, offer_id: UUID, limit: int) -> list[BoardLine]:
+        """The top `limit` lines (rendered ten times a second for the watchers: one call)."""
         board, _, info = _session_keys(offer_id)
-        entries = await self.redis.zrevrange(board, 0, limit - 1, withscores=True)
-        users = [member.decode().split(":", 1)[1] for member, _ in entries]
-        details = await self.redis.hmget(info, users) if users else []
+        entries, details = await self.line.run(TOP, [board, info], [limit])
         lines = []
-        for rank, ((_, score), detail) in enumerate(zip(entries, details, strict=True), 1):
+        for rank, (score, detail) in enumerate(zip(entries[1::2], details, strict=True), 1):
             price, name = (detail or b"0|?").decode().split("|", 1)
-            lines.append(BoardLine(rank=rank, display_name=name, price=price, score=score))
+            lines.append(BoardLine(rank=rank, display_name=name, price=price, score=float(score)))
         return lines
 
     async def standing(self, offer_id: UUID, user_id: UUID) -> tuple[int, float, str] | None:
