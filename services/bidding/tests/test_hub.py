@@ -154,3 +154,24 @@ def test_a_frame_still_going_out_holds_the_next_which_are_coalesced_to_the_lates
     while_backed_up, after = asyncio.run(run())
     assert while_backed_up == [1, 2]
     assert after == [1, 2, 5]
+
+
+def test_a_watcher_whose_socket_failed_a_frame_leaves_at_the_next_push() -> None:
+    async def run() -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        sent = []
+
+        def send(event: dict) -> asyncio.Future[None]:
+            sent.append(event)
+            failed = loop.create_future()
+            failed.set_exception(OSError("connection reset"))  # the peer went away
+            return failed
+
+        watcher = hub.Watcher(send, uuid4())
+        watcher.offer("board", hub.frame({"price": 1}))
+        watcher.offer("board", hub.frame({"price": 2}))
+        return await asyncio.wait_for(watcher.gone, 1), len(sent)
+
+    reason, frames = asyncio.run(run())
+    assert reason == "closed"
+    assert frames == 1  # nothing more is handed to a socket that failed
