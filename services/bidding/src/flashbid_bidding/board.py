@@ -113,7 +113,7 @@ class Board:
         return int(rank), (pushed.decode() or None)
 
     async def leaderboard(self, offer_id: UUID, limit: int) -> list[BoardLine]:
-        """The top `limit` lines (rendered ten times a second for the watchers: one call)."""
+        """The top `limit` lines, in one call (the hub renders one on each turn with news)."""
         board, _, info = _session_keys(offer_id)
         entries, details = await self.line.run(TOP, [board, info], [limit])
         lines = []

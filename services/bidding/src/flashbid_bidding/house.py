@@ -100,7 +100,7 @@ class AuctionHouse:
     ) -> None:
         self.engine, self.board, self.users = engine, board, users
         self.require_verified, self.public_url = require_verified, public_url
-        # A batch of ranked bids is one statement, on a connection of its own: one round trip
+        # A batch of ranked bids is one statement on a connection of its own: one round trip.
         self.writes = PostgresLine(engine.url.render_as_string(False), store.RAISE_BIDS)
         self.ranked = Batcher(self._write_ranked, key=lambda bid: (bid[0], bid[1]))
         self._sessions: dict[UUID, tuple[float, asyncio.Future[Any]]] = {}
