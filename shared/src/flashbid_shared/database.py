@@ -64,8 +64,8 @@ class PostgresLine:
     SQLAlchemy's pool and execution a one-bid batch cost about 0.6 ms of CPU here, through
     asyncpg alone about 0.2: at 500 bids a second most batches hold one bid.
 
-    A lost connection fails the write in flight (it is not sent twice; the caller answers 503)
-    and the next write connects again."""
+    A lost connection fails the write in flight with ConnectionResetError (it is not sent
+    twice; an OSError is answered 503) and the next write connects again."""
 
     def __init__(self, url: str, sql: str, timeout: float = 5.0) -> None:
         self.url = url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -78,9 +78,11 @@ class PostgresLine:
         statement = self._statement or await self._open()
         try:
             return await statement.fetch(*args)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-            await self.close()
-            raise
+        except Exception as exc:
+            if self._connection is not None and not self._connection.is_closed():
+                raise  # the statement failed, not the connection
+            await self.close()  # the next write connects again
+            raise ConnectionResetError("PostgreSQL closed the connection") from exc
 
     async def warm(self) -> None:
         """Connect and prepare now (at startup, in the background), not on a storm's first
