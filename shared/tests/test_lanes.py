@@ -12,13 +12,13 @@ import pytest
 import redis.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
-from litestar import Litestar, Response, post
+from litestar import Litestar, Response, WebSocket, post, websocket
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
 from flashbid_shared.app import service_app
 from flashbid_shared.errors import DomainError
-from flashbid_shared.lanes import Answer, Lane, respond
+from flashbid_shared.lanes import Answer, Lane, respond, server_send
 from flashbid_shared.params import IdempotencyKey
 from flashbid_shared.settings import ServiceSettings
 from flashbid_shared.tokens import Principal, user_required
@@ -55,13 +55,28 @@ async def create_order(
     return respond(await place(state, principal, data, offer_id, key))
 
 
+@websocket("/ws/demo")
+async def pushes(socket: WebSocket) -> None:
+    await socket.accept()
+    send = server_send(socket)
+    kept = "the server's own send" if send is not socket.send else "Litestar's"
+    await send({"type": "websocket.send", "text": kept, "bytes": None})
+    await socket.close()
+
+
 def demo_app(lanes: list[Lane]) -> Litestar:
     async def jwks(_: Litestar) -> dict[str, Any]:
         return {"keys": [JWK]}
 
     errors = {SoldOut: (409, "sold_out")}
     return service_app(
-        "demo", ServiceSettings(), routes=[create_order], errors=errors, lanes=lanes, jwks=jwks
+        "demo",
+        ServiceSettings(),
+        routes=[create_order],
+        handlers=[pushes],
+        errors=errors,
+        lanes=lanes,
+        jwks=jwks,
     )
 
 
@@ -148,3 +163,12 @@ def test_what_the_lane_cannot_take_is_answered_by_the_route(
     through_lane = answers(lane, {name: OTHERS[name]})
     assert through_lane == answers(route, {name: OTHERS[name]})
     assert through_lane[name][0] in (201, 400, 401, 403, 404, 422)
+
+
+def test_a_websocket_pushes_with_the_servers_own_send_in_front_of_an_app_with_lanes(
+    lane: TestClient, route: TestClient
+) -> None:
+    with lane.websocket_connect("/ws/demo") as socket:
+        assert socket.receive_text() == "the server's own send"
+    with route.websocket_connect("/ws/demo") as socket:  # no lanes: Litestar's send still works
+        assert socket.receive_text() == "Litestar's"

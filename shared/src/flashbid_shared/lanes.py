@@ -24,6 +24,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Litestar, Request, Response
+from litestar.connection import ASGIConnection
 from litestar.serialization import encode_json
 from litestar.types import Message, Receive, Scope, Send
 
@@ -40,6 +41,7 @@ from flashbid_shared.tokens import ROLES_USER, Principal, bearer
 
 Answer = tuple[Any, int, Mapping[str, str]]  # content, status, headers
 MAX_BODY = 64 * 1024  # a larger body goes to Litestar (an order or a bid is under 200 bytes)
+SERVER_SEND = "flashbid.server_send"  # in a WebSocket's scope: the server's own `send`
 
 
 class Lane(NamedTuple):
@@ -50,6 +52,13 @@ class Lane(NamedTuple):
     idempotent: bool = False  # takes an `Idempotency-Key`, passed as `idempotency_key`
 
 
+def server_send(connection: ASGIConnection) -> Send:
+    """The server's own `send` of a WebSocket (kept by `Lanes`, in front of an app with lanes),
+    else the connection's: Litestar's middleware wraps it in a coroutine per message, which a
+    push to thousands of watchers pays for every frame."""
+    return connection.scope.get(SERVER_SEND, connection.send)  # type: ignore[return-value]
+
+
 def respond(answer: Answer) -> Response[Any]:
     """A lane's answer as its Litestar route returns it."""
     content, status, headers = answer
@@ -57,7 +66,8 @@ def respond(answer: Answer) -> Response[Any]:
 
 
 class Lanes:
-    """An app's ASGI handler with its lanes in front of it."""
+    """An app's ASGI handler with its lanes in front of it (and the server's own `send` kept in
+    each WebSocket's scope, see `server_send`)."""
 
     def __init__(self, app: Litestar, prefix: str, lanes: Sequence[Lane], errors: ErrorTable):
         self.app, self.litestar, self.errors = app, app.asgi_handler, errors
@@ -69,6 +79,8 @@ class Lanes:
                 if scope["method"] == lane.method and (match := pattern.fullmatch(scope["path"])):
                     await self._take(lane, match.groupdict(), scope, receive, send)
                     return
+        elif scope["type"] == "websocket":
+            scope[SERVER_SEND] = send  # type: ignore[literal-required]
         await self.litestar(scope, receive, send)
 
     async def _take(

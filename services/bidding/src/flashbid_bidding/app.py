@@ -1,7 +1,6 @@
 from litestar import Litestar
 
 from flashbid_bidding import domain
-from flashbid_bidding.hub import keep_server_send
 from flashbid_bidding.live import watch_event
 from flashbid_bidding.routes import LANES, ROUTES
 from flashbid_bidding.settings import Settings
@@ -25,7 +24,7 @@ ERRORS = {
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    app = service_app(
+    return service_app(
         "bidding",
         settings or from_env(Settings),
         routes=ROUTES,
@@ -36,5 +35,3 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lanes=LANES,
         description="Auctions, ranked sessions, live bidding over WebSocket, settlement.",
     )
-    keep_server_send(app)
-    return app

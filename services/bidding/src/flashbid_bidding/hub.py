@@ -14,10 +14,11 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from litestar import Litestar, WebSocket
-from litestar.types import Receive, Scope, Send
+from litestar import WebSocket
+from litestar.types import Send
 
 from flashbid_bidding.board import channel
+from flashbid_shared.lanes import server_send
 from flashbid_shared.redisline import RedisLine
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ TICK = 0.1  # seconds between two pushes to one watcher
 GROUPS = 10  # the watchers' groups, pushed to one after the other, TICK / GROUPS apart
 SEND_TIMEOUT = 5.0  # a watcher that cannot take a message in this long is dropped
 BOARD_SIZE = 10
-SERVER_SEND = "flashbid.server_send"
 
 
 def frame(message: Any) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def frame(message: Any) -> dict[str, Any]:
 class Watcher:
     """One socket: what is waiting to be pushed to it, and the last frame handed to the server.
 
-    Frames are handed to `send`, the server's own (see `keep_server_send`), one at a time: the
+    Frames are handed to `send`, the server's own (see `lanes.server_send`), one at a time: the
     next goes once the one before is out. Granian's `send` hands the frame to its writer thread
     and returns a future, done once written. A push is a call, not a task woken per watcher, and
     the future is looked at when the next push comes (a tenth of a second later, long done)
@@ -208,7 +208,7 @@ class Hub:
     async def serve(self, socket: WebSocket, event_id: UUID, user_id: UUID, first: Any,
                     on_message: Callable[[dict], Any]) -> None:  # fmt: skip
         """Run one watcher until it leaves or stops reading (then TimeoutError)."""
-        watcher = Watcher(socket.scope.get(SERVER_SEND, socket.send), user_id)
+        watcher = Watcher(server_send(socket), user_id)
         self.add(event_id, watcher)
         watcher.offer("state", frame(first))
         try:
@@ -229,19 +229,6 @@ class Hub:
         finally:
             self.remove(event_id, watcher)
             watcher.leave("left")
-
-
-def keep_server_send(app: Litestar) -> None:
-    """Keep the server's own `send` in each WebSocket's scope for the hub's pushes: the one
-    Litestar's middleware passes on is wrapped in a coroutine per message, a task per push."""
-    handler = app.asgi_handler
-
-    async def keeping(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            scope[SERVER_SEND] = send  # type: ignore[literal-required]
-        await handler(scope, receive, send)
-
-    app.asgi_handler = keeping
 
 
 def _discard(groups: dict[Any, set[Watcher]], key: Any, watcher: Watcher) -> None:

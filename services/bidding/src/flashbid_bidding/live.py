@@ -12,7 +12,7 @@ from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from flashbid_bidding import store
 from flashbid_bidding.house import AuctionHouse, results
 from flashbid_bidding.hub import BOARD_SIZE
-from flashbid_shared.errors import DomainError
+from flashbid_shared.errors import DomainError, nearest
 from flashbid_shared.tokens import Principal, authenticate
 
 
@@ -94,7 +94,7 @@ async def place(house: AuctionHouse, principal: Principal, request: dict, codes)
         )
         return {"type": "accepted", "session": standing}
     except DomainError as error:
-        _, code = next((codes[c] for c in type(error).__mro__ if c in codes), (500, "error"))
+        _, code = nearest(codes, error) or (500, "error")
         return {"type": "rejected", "code": code, "detail": error.detail, **error.fields}
     except (KeyError, ValueError, InvalidOperation) as error:
         return {"type": "rejected", "code": "invalid_input", "detail": str(error)}
