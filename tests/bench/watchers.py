@@ -22,6 +22,7 @@ delay of the bids a watcher's leaderboards did list (newly listed prices only).
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import math
 import multiprocessing
@@ -384,6 +385,7 @@ class Crowd:
 
         converged = [ms for r in reports for ms in r["converged_ms"]]
         lags = [ms for r in reports for ms in r["lag_ms"]]
+        pauses = [ms for r in reports for ms in r["gc_ms"]]
         return {
             "on_final_state": sum(r["on_final"] for r in reports),
             "dropped": sum(r["dropped"] for r in reports),
@@ -406,6 +408,11 @@ class Crowd:
             },
             "watcher_cpu_seconds": round(sum(r["cpu_seconds"] for r in reports), 2),
             "watcher_cpu_seconds_by_process": [round(r["cpu_seconds"], 2) for r in reports],
+            "watcher_gc_ms": {
+                "collections": len(pauses),
+                "total": round(sum(pauses)),
+                "max": round(max(pauses, default=0.0), 1),
+            },
             "watcher_loop_lag_ms": {
                 "p50": round(percentile(lags, 50), 1),
                 "p99": round(percentile(lags, 99), 1),
@@ -414,7 +421,7 @@ class Crowd:
         }
 
 
-class Line(msgspec.Struct):
+class Line(msgspec.Struct, gc=False):  # strings and an int: never in a cycle, never tracked
     rank: int
     display_name: str
     price: str
@@ -463,7 +470,29 @@ class Watcher:
             self.tops.append(top)
 
 
+class Collections:
+    """This process's garbage collections once `start`ed, in milliseconds each: a collection
+    stops the loop, every watcher of the process with it."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self.began = 0.0
+
+    def start(self) -> None:
+        gc.callbacks.append(self.note)
+
+    def note(self, phase: str, _: dict) -> None:
+        if phase == "start":
+            self.began = time.perf_counter()
+        else:
+            self.ms.append((time.perf_counter() - self.began) * 1000)
+
+
 def crowd_main(pipe, url: str, mine: list[tuple[int, str]]) -> None:
+    # Forked from the bench: what this process inherits, and later its watchers' connections,
+    # are frozen out of its collections. A full collection walked them all, 90 to 310 ms with
+    # the loop stopped, once or twice a run (runs 44 and 52 of the performance log).
+    gc.freeze()
     loop_factory = event_loop_factory()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         runner.run(crowd(pipe, url, mine))
@@ -480,6 +509,7 @@ async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
     connect_ms: list[float] = []
     gate = asyncio.Semaphore(CONNECTING)
     lags: list[float] = []
+    collections = Collections()
 
     class Listener(WSListener):
         """Reads each frame as it comes, in the loop's own callback (no task per message)."""
@@ -551,9 +581,11 @@ async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
     firsts = [loop.create_future() for _ in mine]
     tasks = [asyncio.create_task(one(w, t, f)) for (w, t), f in zip(mine, firsts, strict=True)]
     connected = sum(await asyncio.gather(*firsts))
+    gc.freeze()  # the watchers' connections and records live to the end
     pipe.send({"connected": connected, "failures": dict(failures), "connect_ms": connect_ms})
     await loop.run_in_executor(None, pipe.recv)  # ("mark",): the bids begin
     lag_task = asyncio.create_task(watch_lag())
+    collections.start()
     marked, cpu_before = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
     _, final, accepted, settle = await loop.run_in_executor(None, pipe.recv)
     converged = await settle_on(watchers, final, accepted, settle)
@@ -579,6 +611,7 @@ async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
             - cpu_before.ru_utime
             - cpu_before.ru_stime,
             "lag_ms": lags,
+            "gc_ms": collections.ms,
             **delays(watchers, accepted),
         }
     )
@@ -687,11 +720,12 @@ def report(runs: list[dict]) -> None:
             f"   {w['delay_ms']['count']:,} (watcher, bid) pairs; messages {w['messages']}; "
             f"{w['boards_per_watcher_per_second']} new boards per watcher per second"
         )
-        lag = w["watcher_loop_lag_ms"]
+        lag, collections = w["watcher_loop_lag_ms"], w["watcher_gc_ms"]
         print(
             f"   watcher processes' CPU: {w['watcher_cpu_seconds_by_process']} s over "
             f"{w['seconds']} s of bids (their loops' lag p99 {lag['p99']} ms, max {lag['max']} "
-            f"ms); driver {w['driver_cpu_seconds']} s"
+            f"ms; {collections['collections']} garbage collections, the longest "
+            f"{collections['max']} ms); driver {w['driver_cpu_seconds']} s"
         )
         seconds = max(1e-9, w["metered_seconds"])
         busy = sorted(w["cpu_seconds"].items(), key=lambda item: -item[1])
