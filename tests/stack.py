@@ -293,6 +293,7 @@ def install(profile: "Profile | None" = None) -> None:
     wanted = dict(DEBIAN_PACKAGES)
     if profile is not None and profile.name == "bench":
         wanted["wrk"] = "wrk"  # the bench's load generator (LuaJIT scripts)
+        wanted["cc"] = "gcc"  # builds the bench's WebSocket watchers (tests/bench/watch.c)
     missing = [pkg for binary, pkg in wanted.items() if not has_binary(binary)]
     if missing:
         if os.geteuid() != 0:

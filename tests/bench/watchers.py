@@ -1,36 +1,39 @@
 """Scenario `watchers`: 2,000 WebSocket watchers of one ranked session while bids arrive at 500/s.
 
 For each count of bidding replicas (1 by default): a new live ranked session; 2,000 watchers
-connect to `/ws/bidding/events/{id}` through the gateway, each with a token and a client address
-of its own, spread over a few processes of `picows` clients (Cython: each frame is handled in a
-callback, not by a coroutine, which leaves the CPU of this machine to the stack);
-then a driver (asyncio, httpx, a pool of bidders with addresses of their own) places 500 bids a
-second for 20 s at strictly increasing prices, so that each accepted bid is the new top of the
-leaderboard, and notes when each was sent and when its 201 came back. Each watcher notes when
-each leaderboard arrives and its top price. Then the final leaderboard is read over HTTP and
-every watcher must end on it.
+connect to `/ws/bidding/events/{id}` through the gateway, each with a token and a client
+address of its own, held by a few recorder processes (watch.c, built with the machine's C
+compiler: they share the two cores with the stack they measure, and record each frame with its
+times in about 9 us of CPU where Python clients took 22 to 27); then a driver (asyncio, httpx,
+a pool of bidders with addresses of their own) places 500 bids a second for 20 s at strictly
+increasing prices, so that each accepted bid is the new top of the leaderboard, and notes when
+each was sent and when its 201 came back. Each watcher notes when each leaderboard arrives
+(when read, and when the kernel received it at the socket) and its top price, decoded after the
+bids. Then the final leaderboard is read over HTTP and every watcher must end on it.
 
 The delay of a bid for a watcher is the arrival of the first leaderboard whose top price is at
 least the bid's (the bid, or a newer state), minus the bid's acceptance (the driver's 201).
 Pushes are coalesced (at most ten a second per watcher, always the latest state) and 500 bids a
-second each become the new top, so most bids are superseded before a push lists them: they count
-as seen when a newer state is, which is what a watcher of the latest state experiences. It is
-computed for every (watcher, accepted bid); beside it, the same from the bid's sending, and the
-delay of the bids a watcher's leaderboards did list (newly listed prices only).
+second each become the new top, so most bids are superseded before a push lists them: they
+count as seen when a newer state is, which is what a watcher of the latest state experiences.
+It is computed for every (watcher, accepted bid); beside it, the same from the bid's sending,
+and the delay of the bids a watcher's leaderboards did list (newly listed prices only).
 """
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import itertools
 import math
 import multiprocessing
-import os
 import resource
+import struct
+import subprocess
+import tempfile
 import time
+import urllib.parse
 from array import array
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,7 +57,6 @@ import stack
 
 TARGET_P99_MS = 250  # acceptance to a watcher seeing it
 WATCHER_ADDRESSES = 1 << 22  # watchers' client addresses follow the bidders' (10.64.0.0 on)
-CONNECTING = 64  # connections opened at once per watcher process
 UPSET_CENTS = 5000
 
 
@@ -146,7 +148,7 @@ def watch(
     stack_busy_before = wait_for_idle_stack(profile, args.wait_idle, at_least=emails_in)
     print(f"   {args.watchers:,} watchers connecting ({args.processes} processes)", flush=True)
     connect_started = time.monotonic()
-    crowd = Crowd(url, watcher_tokens, args.processes)
+    crowd = Crowd(recorder(), url, watcher_tokens, args.processes)
     ready = crowd.ready()
     connect_seconds = time.monotonic() - connect_started
     busy_before = wait_for_quiet(args.wait_quiet)
@@ -337,15 +339,18 @@ class Http:
 
 class Crowd:
     """The watchers, spread over processes (forked: the bench's __main__ cannot be imported
-    again), each an asyncio loop of `picows` clients; they talk to the bench over pipes."""
+    again), each running a recorder (watch.c) and reading its record; they talk to the bench
+    over pipes."""
 
-    def __init__(self, url: str, tokens: list[str], processes: int) -> None:
+    def __init__(self, binary: Path, url: str, tokens: list[str], processes: int) -> None:
         context = multiprocessing.get_context("fork")
         self.pipes, self.processes = [], []
         for p in range(processes):
             mine = [(w, t) for w, t in enumerate(tokens) if w % processes == p]
             ours, theirs = context.Pipe()
-            process = context.Process(target=crowd_main, args=(theirs, url, mine), daemon=True)
+            process = context.Process(
+                target=crowd_main, args=(theirs, binary, url, mine), daemon=True
+            )
             process.start()
             theirs.close()
             self.pipes.append(ours)
@@ -384,8 +389,7 @@ class Crowd:
             return dict(total)
 
         converged = [ms for r in reports for ms in r["converged_ms"]]
-        lags = [ms for r in reports for ms in r["lag_ms"]]
-        pauses = [ms for r in reports for ms in r["gc_ms"]]
+        lags = [ms for r in reports for ms in r["read_lag_ms"]]
         return {
             "on_final_state": sum(r["on_final"] for r in reports),
             "dropped": sum(r["dropped"] for r in reports),
@@ -399,6 +403,7 @@ class Crowd:
             ),
             "bids_never_seen": sum(r["never_seen"] for r in reports),
             "delay_ms": summary(merged("delay")),
+            "delay_at_socket_ms": summary(merged("delay_at_socket")),
             "delay_from_send_ms": summary(merged("delay_from_send")),
             "listed_delay_ms": summary(merged("listed_delay")),
             "final_state_after_last_bid_ms": {
@@ -408,12 +413,7 @@ class Crowd:
             },
             "watcher_cpu_seconds": round(sum(r["cpu_seconds"] for r in reports), 2),
             "watcher_cpu_seconds_by_process": [round(r["cpu_seconds"], 2) for r in reports],
-            "watcher_gc_ms": {
-                "collections": len(pauses),
-                "total": round(sum(pauses)),
-                "max": round(max(pauses, default=0.0), 1),
-            },
-            "watcher_loop_lag_ms": {
+            "watcher_read_lag_ms": {
                 "p50": round(percentile(lags, 50), 1),
                 "p99": round(percentile(lags, 99), 1),
                 "max": round(max(lags, default=0.0), 1),
@@ -441,12 +441,13 @@ class Pushed(msgspec.Struct):
 
 
 class Watcher:
-    """One socket's record: when each leaderboard came and its top price; prices newly listed."""
+    """One socket's record: when each leaderboard came (read, and at the socket) and its top
+    price; prices newly listed."""
 
-    __slots__ = ("arrivals", "closed", "lines", "listed", "listed_at", "top", "tops")
+    __slots__ = ("arrivals", "at_socket", "closed", "lines", "listed", "listed_at", "top", "tops")
 
     def __init__(self) -> None:
-        self.arrivals, self.tops = array("d"), array("q")
+        self.arrivals, self.at_socket, self.tops = array("d"), array("d"), array("q")
         self.listed, self.listed_at = array("q"), array("d")
         self.lines: list[Line] = []
         self.top = 0
@@ -456,7 +457,7 @@ class Watcher:
     def board(self) -> list[tuple]:
         return [(line.rank, line.display_name, line.price) for line in self.lines]
 
-    def saw(self, at: float, leaderboard: list[Line]) -> None:
+    def saw(self, at: float, at_socket: float, leaderboard: list[Line]) -> None:
         self.lines = leaderboard
         prices = [int(line.price.replace(".", "")) for line in leaderboard]  # EUR: two decimals
         top = max(prices, default=0)
@@ -467,167 +468,157 @@ class Watcher:
         if top > self.top or not self.arrivals:  # the first: the state on connect
             self.top = max(top, self.top)
             self.arrivals.append(at)
+            self.at_socket.append(at_socket)
             self.tops.append(top)
 
 
-class Collections:
-    """This process's garbage collections once `start`ed, in milliseconds each: a collection
-    stops the loop, every watcher of the process with it."""
-
-    def __init__(self) -> None:
-        self.ms: list[float] = []
-        self.began = 0.0
-
-    def start(self) -> None:
-        gc.callbacks.append(self.note)
-
-    def note(self, phase: str, _: dict) -> None:
-        if phase == "start":
-            self.began = time.perf_counter()
-        else:
-            self.ms.append((time.perf_counter() - self.began) * 1000)
+RECORDER_SOURCE = Path(__file__).with_name("watch.c")
+RECORDED = struct.Struct("=c3xII4x2q")  # watch.c's `struct header`
 
 
-def crowd_main(pipe, url: str, mine: list[tuple[int, str]]) -> None:
-    # Forked from the bench: what this process inherits, and later its watchers' connections,
-    # are frozen out of its collections. A full collection walked them all, 90 to 310 ms with
-    # the loop stopped, once or twice a run (runs 44 and 52 of the performance log).
-    gc.freeze()
-    loop_factory = event_loop_factory()
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(crowd(pipe, url, mine))
+def recorder() -> Path:
+    """The watchers' recorder (watch.c), built with the machine's C compiler when older than
+    its source."""
+    binary = stack.BIN / "flashbid-watch"
+    if not binary.exists() or binary.stat().st_mtime < RECORDER_SOURCE.stat().st_mtime:
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cc", "-O2", "-Wall", "-o", str(binary), str(RECORDER_SOURCE)], check=True)
+    return binary
 
 
-async def crowd(pipe, url: str, mine: list[tuple[int, str]]) -> None:
-    from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
+class Recording:
+    """A recorder process holding some of the watchers' sockets, and what its record says so
+    far. Frames are decoded here, when asked, never while the bids run."""
 
-    loop = asyncio.get_running_loop()
-    decode = msgspec.json.Decoder(Pushed).decode
-    watchers: dict[int, Watcher] = {}
-    messages: Counter[str] = Counter()
-    failures: Counter[str] = Counter()
-    connect_ms: list[float] = []
-    gate = asyncio.Semaphore(CONNECTING)
-    lags: list[float] = []
-    collections = Collections()
+    def __init__(self, binary: Path, url: str, mine: list[tuple[int, str]], path: Path) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.path, self.offset = path, 0
+        self.process = subprocess.Popen(
+            [binary, parts.hostname, str(parts.port), parts.path, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.decode = msgspec.json.Decoder(Pushed).decode
+        self.watchers: dict[int, Watcher] = {}
+        self.began: dict[int, float] = {}
+        self.connect_ms: list[float] = []
+        self.failures: Counter[str] = Counter()
+        self.messages: Counter[str] = Counter()
+        self.read_lag_ms: list[float] = []  # from the socket to the recorder, while marked
+        self.marked = False
+        for w, token in mine:
+            self.process.stdin.write(f"{w} {token} {client_address(WATCHER_ADDRESSES + w)}\n")
+        self.process.stdin.write("\n")
+        self.ask("")  # "ready": every watcher connected and on its first state, or failed
 
-    class Listener(WSListener):
-        """Reads each frame as it comes, in the loop's own callback (no task per message)."""
+    def ask(self, command: str) -> str:
+        if command:
+            self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
 
-        def __init__(self, watcher: Watcher, first: asyncio.Future) -> None:
-            self.watcher, self.first, self.began = watcher, first, 0.0
+    def mark(self) -> None:
+        self.read()
+        self.ask("mark")
+        self.marked = True
 
-        def on_ws_frame(self, transport, frame) -> None:
-            at = time.monotonic()
-            if frame.msg_type == WSMsgType.CLOSE:
-                transport.send_close(frame.get_close_code())
-                transport.disconnect()
-                return
-            # the server's messages are single frames: a fragment fails to decode, and an
-            # exception here closes the socket and comes out of wait_disconnected()
-            message = decode(frame.get_payload_as_memoryview())
-            messages[message.type] += 1
+    def read(self) -> None:
+        """Decode what the recorder has written since the last call."""
+        end = int(self.ask("flush").split()[1])
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            data = memoryview(file.read(end - self.offset))
+        self.offset, at = end, 0
+        while at < len(data):
+            kind, w, length, read_ns, socket_ns = RECORDED.unpack_from(data, at)
+            payload = data[at + RECORDED.size : at + RECORDED.size + length]
+            at += RECORDED.size + length
+            self.note(kind, w, payload, read_ns / 1e9, (socket_ns or read_ns) / 1e9)
+
+    def note(self, kind: bytes, w: int, payload: memoryview, read: float, socket: float):
+        if kind == b"B":
+            self.began[w] = read
+        elif kind == b"F":
+            self.failures[bytes(payload).decode()] += 1
+        elif kind == b"X":
+            if w in self.watchers:
+                self.watchers[w].closed = bytes(payload).decode()
+        elif kind == b"S":
+            # the server's messages are single frames (the recorder closes on a fragment)
+            message = self.decode(payload)
+            self.messages[message.type] += 1
+            if self.marked:
+                self.read_lag_ms.append((read - socket) * 1000)
+            watcher = self.watchers.get(w)
+            if watcher is None:  # the first frame: the state on connect
+                watcher = self.watchers[w] = Watcher()
+                self.connect_ms.append((read - self.began[w]) * 1000)
             if message.type == "state":
-                self.watcher.saw(at, message.sessions[0].leaderboard)
-                if not self.first.done():
-                    connect_ms.append((at - self.began) * 1000)
-                    self.first.set_result(True)
+                watcher.saw(read, socket, message.sessions[0].leaderboard)
             elif message.type == "bid" and message.leaderboard is not None:
-                self.watcher.saw(at, message.leaderboard)
+                watcher.saw(read, socket, message.leaderboard)
 
-    async def one(w: int, token: str, first: asyncio.Future) -> None:
-        headers = {"X-Forwarded-For": client_address(WATCHER_ADDRESSES + w)}
-        watcher = Watcher()
-        listener = Listener(watcher, first)
-        try:
-            async with gate:
-                listener.began = time.monotonic()
-                socket, _ = await ws_connect(
-                    lambda: listener,
-                    f"{url}?token={token}",
-                    extra_headers=headers,
-                    websocket_handshake_timeout=60,
-                    enable_auto_ping=False,  # and picows offers no compression
-                )
-        except Exception as exc:
-            status = getattr(getattr(exc, "response", None), "status", "")
-            failures[f"{type(exc).__name__} {status}".strip()] += 1
-            first.set_result(False)
-            return
-        watchers[w] = watcher
-        try:
-            await socket.wait_disconnected()
-        except asyncio.CancelledError:
-            socket.send_close(WSCloseCode.OK)
-            socket.disconnect()
-            raise
-        except Exception as exc:
-            watcher.closed = type(exc).__name__
-        else:
-            received = socket.close_handshake and socket.close_handshake.recv
-            # 1006: the connection ended without a close frame
-            watcher.closed = f"closed {int(received.code) if received else 1006}"
-        finally:
-            if not first.done():
-                first.set_result(False)
+    def cpu_seconds(self) -> float:
+        """The recorder's CPU since `mark`."""
+        return float(self.ask("cpu").split()[1])
 
-    async def watch_lag() -> None:
-        """How late this process's event loop wakes up: the watchers' own queueing."""
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(0.05)
-            lags.append((time.monotonic() - before - 0.05) * 1000)
+    def close(self) -> None:
+        self.process.stdin.write("quit\n")
+        self.process.stdin.close()
+        self.process.wait(30)
+        self.path.unlink(missing_ok=True)
 
-    firsts = [loop.create_future() for _ in mine]
-    tasks = [asyncio.create_task(one(w, t, f)) for (w, t), f in zip(mine, firsts, strict=True)]
-    connected = sum(await asyncio.gather(*firsts))
-    gc.freeze()  # the watchers' connections and records live to the end
-    pipe.send({"connected": connected, "failures": dict(failures), "connect_ms": connect_ms})
-    await loop.run_in_executor(None, pipe.recv)  # ("mark",): the bids begin
-    lag_task = asyncio.create_task(watch_lag())
-    collections.start()
-    marked, cpu_before = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
-    _, final, accepted, settle = await loop.run_in_executor(None, pipe.recv)
-    converged = await settle_on(watchers, final, accepted, settle)
-    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    window = time.monotonic() - marked
-    lag_task.cancel()
-    for task in tasks:
-        task.cancel()
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+def crowd_main(pipe, binary: Path, url: str, mine: list[tuple[int, str]]) -> None:
+    with tempfile.TemporaryDirectory(prefix="flashbid-watchers-") as directory:
+        recording = Recording(binary, url, mine, Path(directory) / "record")
+        recording.read()
+        watchers = recording.watchers
+        pipe.send(
+            {
+                "connected": len(watchers),
+                "failures": dict(recording.failures),
+                "connect_ms": recording.connect_ms,
+            }
+        )
+        pipe.recv()  # ("mark",): the bids begin
+        recording.mark()
+        marked = time.monotonic()
+        _, final, accepted, settle = pipe.recv()
+        converged = settle_on(recording, final, accepted, settle)
+        window = time.monotonic() - marked
+        cpu = recording.cpu_seconds()
+        recording.close()
     pipe.send(
         {
             "watchers": len(watchers),
             "on_final": sum(1 for w in watchers.values() if w.board == final),
             "converged_ms": converged,
-            "dropped": sum(1 for w in watchers.values() if w.closed) + (len(mine) - connected),
+            "dropped": sum(1 for w in watchers.values() if w.closed) + len(mine) - len(watchers),
             "drop_reasons": dict(Counter(w.closed for w in watchers.values() if w.closed)),
-            "messages": dict(messages),
+            "messages": dict(recording.messages),
             "boards": sum(len(w.arrivals) for w in watchers.values()),
             "window_s": window,
-            "cpu_seconds": cpu_after.ru_utime
-            + cpu_after.ru_stime
-            - cpu_before.ru_utime
-            - cpu_before.ru_stime,
-            "lag_ms": lags,
-            "gc_ms": collections.ms,
+            "cpu_seconds": cpu,
+            "read_lag_ms": recording.read_lag_ms,
             **delays(watchers, accepted),
         }
     )
-    os._exit(0)  # the sockets' closing is the server's business now
 
 
-async def settle_on(
-    watchers: dict[int, "Watcher"], final: list[tuple], accepted: list[tuple], settle: float
+def settle_on(
+    recording: Recording, final: list[tuple], accepted: list[tuple], settle: float
 ) -> list[float]:
     """Wait up to `settle` seconds for every watcher to show the final leaderboard; for each
     watcher that does, the milliseconds from the last bid's 201 to the board that showed it."""
     deadline = time.monotonic() + settle
-    while time.monotonic() < deadline:
-        if all(w.board == final for w in watchers.values()):
+    watchers = recording.watchers
+    while True:
+        recording.read()
+        if all(w.board == final for w in watchers.values()) or time.monotonic() > deadline:
             break
-        await asyncio.sleep(0.05)
+        time.sleep(0.05)
     last = accepted[-1][2] if accepted else 0.0
     top = accepted[-1][0] if accepted else 0
     return [
@@ -640,8 +631,10 @@ async def settle_on(
 def delays(watchers: dict[int, Watcher], accepted: list[tuple[int, float, float]]) -> dict:
     """Histograms (whole milliseconds) of the delay of every accepted bid for every watcher:
     from its 201, and from its sending, to the first leaderboard whose top is at least its
-    price; and of the newly listed prices, from their 201 to the board that listed them."""
+    price, read by the watcher and at its socket (the kernel's receive time); and of the newly
+    listed prices, from their 201 to the board that listed them."""
     delay: Counter[int] = Counter()
+    at_socket: Counter[int] = Counter()
     from_send: Counter[int] = Counter()
     listed: Counter[int] = Counter()
     never = 0
@@ -651,10 +644,12 @@ def delays(watchers: dict[int, Watcher], accepted: list[tuple[int, float, float]
         # bids below the top of the first state seen (none: the bids start after) are skipped
         while j < len(accepted) and watcher.tops and accepted[j][0] <= watcher.tops[0]:
             j += 1
-        for at, top in zip(watcher.arrivals[1:], watcher.tops[1:], strict=True):
+        boards = zip(watcher.arrivals[1:], watcher.at_socket[1:], watcher.tops[1:], strict=True)
+        for at, came, top in boards:
             while j < len(accepted) and accepted[j][0] <= top:
                 price, sent, answered = accepted[j]
                 delay[round((at - answered) * 1000)] += 1
+                at_socket[round((came - answered) * 1000)] += 1
                 from_send[round((at - sent) * 1000)] += 1
                 j += 1
         never += len(accepted) - j
@@ -663,6 +658,7 @@ def delays(watchers: dict[int, Watcher], accepted: list[tuple[int, float, float]
                 listed[round((at - answered_at[price]) * 1000)] += 1
     return {
         "delay": dict(delay),
+        "delay_at_socket": dict(at_socket),
         "delay_from_send": dict(from_send),
         "listed_delay": dict(listed),
         "never_seen": never,
@@ -684,6 +680,7 @@ def report(runs: list[dict]) -> None:
                 "bid p99 ms",
                 "delay p50",
                 "delay p99",
+                "at socket p99",
                 "from send p99",
                 "listed p99",
                 "on final state",
@@ -698,6 +695,7 @@ def report(runs: list[dict]) -> None:
                     w["bid_ms"]["p99"],
                     w["delay_ms"]["p50"],
                     w["delay_ms"]["p99"],
+                    w["delay_at_socket_ms"]["p99"],
                     w["delay_from_send_ms"]["p99"],
                     w["listed_delay_ms"]["p99"],
                     w["on_final_state"],
@@ -720,12 +718,11 @@ def report(runs: list[dict]) -> None:
             f"   {w['delay_ms']['count']:,} (watcher, bid) pairs; messages {w['messages']}; "
             f"{w['boards_per_watcher_per_second']} new boards per watcher per second"
         )
-        lag, collections = w["watcher_loop_lag_ms"], w["watcher_gc_ms"]
+        lag = w["watcher_read_lag_ms"]
         print(
-            f"   watcher processes' CPU: {w['watcher_cpu_seconds_by_process']} s over "
-            f"{w['seconds']} s of bids (their loops' lag p99 {lag['p99']} ms, max {lag['max']} "
-            f"ms; {collections['collections']} garbage collections, the longest "
-            f"{collections['max']} ms); driver {w['driver_cpu_seconds']} s"
+            f"   watchers' recorders' CPU: {w['watcher_cpu_seconds_by_process']} s over "
+            f"{w['seconds']} s of bids (a frame read {lag['p99']} ms after it came at p99, "
+            f"{lag['max']} ms at most); driver {w['driver_cpu_seconds']} s"
         )
         seconds = max(1e-9, w["metered_seconds"])
         busy = sorted(w["cpu_seconds"].items(), key=lambda item: -item[1])
