@@ -505,8 +505,9 @@ class Recording:
         self.connect_ms: list[float] = []
         self.failures: Counter[str] = Counter()
         self.messages: Counter[str] = Counter()
-        self.read_lag_ms: list[float] = []  # from the socket to the recorder, while marked
-        self.marked = False
+        self.read_lag_ms: list[float] = []  # from the socket to the recorder, once marked
+        self.marked: float | None = None  # when the bids began
+        self.last = 0.0  # the last frame read
         for w, token in mine:
             self.process.stdin.write(f"{w} {token} {client_address(WATCHER_ADDRESSES + w)}\n")
         self.process.stdin.write("\n")
@@ -521,7 +522,7 @@ class Recording:
     def mark(self) -> None:
         self.read()
         self.ask("mark")
-        self.marked = True
+        self.marked = time.monotonic()
 
     def read(self) -> None:
         """Decode what the recorder has written since the last call."""
@@ -548,8 +549,9 @@ class Recording:
             # the server's messages are single frames (the recorder closes on a fragment)
             message = self.decode(payload)
             self.messages[message.type] += 1
-            if self.marked:
+            if self.marked is not None:
                 self.read_lag_ms.append((read - socket) * 1000)
+                self.last = read
             watcher = self.watchers.get(w)
             if watcher is None:  # the first frame: the state on connect
                 watcher = self.watchers[w] = Watcher()
@@ -584,10 +586,8 @@ def crowd_main(pipe, binary: Path, url: str, mine: list[tuple[int, str]]) -> Non
         )
         pipe.recv()  # ("mark",): the bids begin
         recording.mark()
-        marked = time.monotonic()
         _, final, accepted, settle = pipe.recv()
         converged = settle_on(recording, final, accepted, settle)
-        window = time.monotonic() - marked
         cpu = recording.cpu_seconds()
         recording.close()
     pipe.send(
@@ -599,7 +599,7 @@ def crowd_main(pipe, binary: Path, url: str, mine: list[tuple[int, str]]) -> Non
             "drop_reasons": dict(Counter(w.closed for w in watchers.values() if w.closed)),
             "messages": dict(recording.messages),
             "boards": sum(len(w.arrivals) for w in watchers.values()),
-            "window_s": window,
+            "window_s": recording.last - recording.marked,
             "cpu_seconds": cpu,
             "read_lag_ms": recording.read_lag_ms,
             **delays(watchers, accepted),
