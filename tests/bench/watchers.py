@@ -553,9 +553,9 @@ class Recording:
                 self.read_lag_ms.append((read - socket) * 1000)
                 self.last = read
             watcher = self.watchers.get(w)
-            if watcher is None:  # the first frame: the state on connect
-                watcher = self.watchers[w] = Watcher()
-                self.connect_ms.append((read - self.began[w]) * 1000)
+            if watcher is None:  # the first frame: the state on connect, read only once
+                watcher = self.watchers[w] = Watcher()  # all are connected: its time at the socket
+                self.connect_ms.append((socket - self.began[w]) * 1000)
             if message.type == "state":
                 watcher.saw(read, socket, message.sessions[0].leaderboard)
             elif message.type == "bid" and message.leaderboard is not None:
