@@ -1,7 +1,8 @@
 /* The bench's WebSocket watchers: one process holds many sockets and records every frame
  * they receive, decoding nothing while the bids run (the Python side reads the record after).
  * Written in C because the watchers share the machine with the stack they measure: picows
- * under uvloop cost 22 us of CPU per frame, this 8 or so, most of it the kernel's.
+ * clients under uvloop took 22 to 28 us of CPU per frame, this about 9, most of it the
+ * kernel's.
  *
  *   flashbid-watch HOST PORT PATH RECORD < watchers
  *

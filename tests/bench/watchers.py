@@ -4,7 +4,7 @@ For each count of bidding replicas (1 by default): a new live ranked session; 2,
 connect to `/ws/bidding/events/{id}` through the gateway, each with a token and a client
 address of its own, held by a few recorder processes (watch.c, built with the machine's C
 compiler: they share the two cores with the stack they measure, and record each frame with its
-times in about 9 us of CPU where Python clients took 22 to 27); then a driver (asyncio, httpx,
+times in about 9 us of CPU where Python clients took 22 to 28); then a driver (asyncio, httpx,
 a pool of bidders with addresses of their own) places 500 bids a second for 20 s at strictly
 increasing prices, so that each accepted bid is the new top of the leaderboard, and notes when
 each was sent and when its 201 came back. Each watcher notes when each leaderboard arrives
@@ -569,7 +569,6 @@ class Recording:
         self.process.stdin.write("quit\n")
         self.process.stdin.close()
         self.process.wait(30)
-        self.path.unlink(missing_ok=True)
 
 
 def crowd_main(pipe, binary: Path, url: str, mine: list[tuple[int, str]]) -> None:
