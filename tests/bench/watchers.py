@@ -421,7 +421,7 @@ class Crowd:
         }
 
 
-class Line(msgspec.Struct, gc=False):  # strings and an int: never in a cycle, never tracked
+class Line(msgspec.Struct):
     rank: int
     display_name: str
     price: str
@@ -511,11 +511,11 @@ class Recording:
         for w, token in mine:
             self.process.stdin.write(f"{w} {token} {client_address(WATCHER_ADDRESSES + w)}\n")
         self.process.stdin.write("\n")
-        self.ask("")  # "ready": every watcher connected and on its first state, or failed
+        self.process.stdin.flush()
+        self.process.stdout.readline()  # "ready": every watcher on its first state, or failed
 
     def ask(self, command: str) -> str:
-        if command:
-            self.process.stdin.write(command + "\n")
+        self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
         return self.process.stdout.readline().strip()
 
