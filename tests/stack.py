@@ -430,7 +430,7 @@ def start_postgres(profile: Profile) -> None:
             psql(profile, f"CREATE DATABASE {database}")
 
 
-def psql(profile: Profile, sql: str) -> str:
+def psql(profile: Profile, sql: str, database: str = "postgres") -> str:
     return run(
         postgres_bin() / "psql",
         "-h",
@@ -440,7 +440,7 @@ def psql(profile: Profile, sql: str) -> str:
         "-U",
         "flashbid",
         "-d",
-        "postgres",
+        database,
         "-Atqc",
         sql,
         capture_output=True,

@@ -137,11 +137,15 @@ def test_two_replicas_settle_each_lot_and_session_exactly_once(houses) -> None:
                             leader_name="x", bid_count=1)
                 )  # fmt: skip
             now = datetime.now(UTC) - timedelta(seconds=40)
-            bids = [
-                (session.offers[0].id, uuid.uuid4(), f"b{n}", Decimal(10 + n), float(10 + n), now)
-                for n in range(5)
-            ]
-        await store.raise_bids(one.writes, bids)
+            await connection.execute(
+                store.ranked_bids.insert(),
+                [
+                    {"offer_id": session.offers[0].id, "user_id": uuid.uuid4(),
+                     "display_name": f"b{n}", "price": Decimal(10 + n), "score": float(10 + n),
+                     "placed_at": now}
+                    for n in range(5)
+                ],
+            )  # fmt: skip
 
         async def replica(house: AuctionHouse) -> int:
             return sum([await house.settle_due() for _ in range(5)])
@@ -187,7 +191,7 @@ def test_redis_flushed_mid_event_is_rebuilt_identically(houses) -> None:
 
         await house.board.redis.flushdb()
         late = bidder()  # the first bid after the flush finds an empty Redis
-        standing = await house.bid_in_session(late, offer_id, Decimal("19.50"))
+        standing, _ = await house.bid_in_session(late, offer_id, Decimal("19.50"))
         assert standing.rank == 13  # below all twelve bids from before the flush
         board_after = await house.board.leaderboard(offer_id, 20)
         assert board_after[12].price == "19.50"

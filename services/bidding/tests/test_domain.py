@@ -104,7 +104,7 @@ def test_a_bid_in_the_soft_close_window_extends_the_lot() -> None:
 
 
 def test_no_bid_after_the_end() -> None:
-    with pytest.raises(domain.LotClosed):
+    with pytest.raises(domain.EventNotLive):
         bid(lot(ends_at=NOW), ALICE, "100.00")
 
 

@@ -112,6 +112,14 @@ def test_refused_transitions(status: str, action: str) -> None:
         domain.next_status(status, action, ends_at=NOW + timedelta(hours=1), now=NOW)
 
 
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [("scheduled", "publish"), ("live", "open"), ("ended", "close"), ("cancelled", "cancel")],
+)
+def test_a_repeated_transition_changes_nothing(status: str, action: str) -> None:
+    assert domain.next_status(status, action, ends_at=NOW + timedelta(hours=1), now=NOW) is None
+
+
 def test_an_event_whose_end_has_passed_cannot_be_published() -> None:
     with pytest.raises(domain.InvalidTransition, match="end has passed"):
         domain.next_status("draft", "publish", ends_at=NOW, now=NOW)

@@ -63,7 +63,7 @@ class UserChanges(msgspec.Struct, kw_only=True):
 
 class Notification(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An email to a user from a template (`outbid`, `won`, `event_starting`,
-    `event_ended`); `data` fills the template."""
+    `event_ended`, `order_cancelled`); `data` fills the template."""
 
     user_id: UUID
     template: str
@@ -163,6 +163,15 @@ class StockState(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sale has any unit left (`sold_out`), or has stock again after a cancellation."""
 
     sold_out: bool
+
+
+class LotsEnd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`PUT /internal/events/{id}/lots-end` on catalog: bidding says when a live auction's
+    lots end (`ends_at`, the latest, which a late bid may have moved) and whether they all
+    have closed (`closed`), which ends the event."""
+
+    ends_at: datetime
+    closed: bool
 
 
 class EventFigures(msgspec.Struct, kw_only=True, omit_defaults=True):

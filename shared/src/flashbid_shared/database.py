@@ -11,6 +11,9 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.datastructures import State
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -131,8 +134,16 @@ async def redis(app: Litestar) -> AsyncIterator[None]:
 
 
 def redis_client(url: str, connections: int = 256) -> Redis:
-    """A pool that waits for a free connection (rather than failing) when all are busy."""
-    return Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=connections))
+    """A pool that waits for a free connection (rather than failing) when all are busy. A
+    pooled connection the server closed (a restart, a kill) fails its command once: it is
+    sent again at once on a new one."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=connections,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
+    return Redis(connection_pool=pool)
 
 
 async def ping_redis(state: State) -> None:

@@ -45,6 +45,11 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "Ended: {title}",
         "Hello {display_name},\n\n{title} has ended. Results:\n{link}\n",
     ),
+    "order_cancelled": (
+        "Cancelled: {title}",
+        "Hello {display_name},\n\n{title} was cancelled, and with it your reserved order "
+        "({quantity} for {total} {currency}). Nothing is owed; we are sorry.\n",
+    ),
 }
 MAX_ATTEMPTS = 12
 LEASE = timedelta(minutes=2)  # a claimed message is not picked again while it is being sent

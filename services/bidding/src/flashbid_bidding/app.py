@@ -11,7 +11,6 @@ from flashbid_shared.settings import from_env
 
 ERRORS = {
     domain.EventNotLive: (409, "event_not_live"),
-    domain.LotClosed: (409, "lot_closed"),
     domain.BidTooLow: (409, "bid_too_low"),
     domain.AlreadyLeading: (409, "already_leading"),
     domain.NotJoined: (403, "not_joined"),

@@ -1,12 +1,14 @@
 """Bidding's calls to catalog, purchase and auth."""
 
 import logging
+from datetime import datetime
 from uuid import UUID
 
 import httpx
 import msgspec
 
-from flashbid_shared.contracts import Event, NotificationsTaken
+from flashbid_shared.contracts import Event, LotsEnd
+from flashbid_shared.mail import notify
 
 log = logging.getLogger(__name__)
 OPEN = ("scheduled", "live")
@@ -19,7 +21,7 @@ class Peers:
         self.http = http
         self.events = f"{catalog_url}/api/catalog/internal/events"
         self.orders = f"{purchase_url}/api/purchase/internal/orders"
-        self.notifications = f"{auth_url}/api/auth/internal/notifications"
+        self.auth_url = auth_url
 
     async def open_events(self) -> list[Event]:
         found = []
@@ -39,24 +41,23 @@ class Peers:
         return msgspec.json.decode(response.content, type=Event)
 
     async def award(self, order: dict) -> None:
-        """A winner's reserved order in purchase (once per winner and offer)."""
+        """A winner's reserved order in purchase (once per winner and offer). A cancelled
+        event's is refused for good (409): there is nothing to retry."""
         response = await self.http.post(self.orders, json=order)
+        if response.status_code == 409:
+            log.info("purchase refused the award %r: %s", order, response.text)
+            return
+        response.raise_for_status()
+
+    async def report_lots_end(self, report: dict) -> None:
+        """When a live auction's lots end, or that they all have closed (which ends it)."""
+        end = LotsEnd(ends_at=datetime.fromisoformat(report["ends_at"]), closed=report["closed"])
+        response = await self.http.put(
+            f"{self.events}/{report['event_id']}/lots-end",
+            content=msgspec.json.encode(end),
+            headers={"Content-Type": "application/json"},
+        )
         response.raise_for_status()
 
     async def notify(self, notifications: list[dict]) -> None:
-        """Emails through auth, together. One that auth refuses (an unknown user or template)
-        would be refused again: it is logged, not retried. A malformed one, which makes auth
-        refuse the whole call, is found by sending each alone, so the others still go."""
-        response = await self.http.post(self.notifications, json={"notifications": notifications})
-        if response.status_code == 422:
-            if len(notifications) == 1:
-                log.error("auth refused a malformed email: %r", notifications[0])
-            else:
-                for notification in notifications:
-                    await self.notify([notification])
-            return
-        response.raise_for_status()
-        refused = msgspec.json.decode(response.content, type=NotificationsTaken).refused
-        if refused:
-            count, example = f"{len(refused)} of {len(notifications)}", notifications[refused[0]]
-            log.warning("auth refused %s emails, the first: %r", count, example)
+        await notify(self.http, self.auth_url, notifications)

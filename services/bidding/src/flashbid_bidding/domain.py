@@ -27,10 +27,6 @@ class EventNotLive(DomainError):
     pass
 
 
-class LotClosed(DomainError):
-    pass
-
-
 class BidTooLow(DomainError):
     pass
 
@@ -138,7 +134,7 @@ def place_bid(
     """eBay's proxy bidding: the leader pays the least that keeps the lead, up to their
     maximum; of two equal maxima the earlier wins."""
     if now >= lot.ends_at:
-        raise LotClosed("Bidding on this lot has ended.")
+        raise EventNotLive("Bidding on this lot has ended.")
     top = max(amount, max_amount or amount)
     if bidder == lot.leader_id:
         if max_amount is None or lot.leader_max is None or max_amount <= lot.leader_max:
@@ -188,7 +184,7 @@ def _reserve_jump(lot: Lot) -> Lot:
 
 def check_buy_now(lot: Lot, now: datetime) -> Decimal:
     if now >= lot.ends_at:
-        raise LotClosed("Bidding on this lot has ended.")
+        raise EventNotLive("Bidding on this lot has ended.")
     if lot.buy_now_price is None or lot.bid_count > 0:
         raise BuyNowUnavailable("Buy now is only possible before the first bid.")
     return lot.buy_now_price

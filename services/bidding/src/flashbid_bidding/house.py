@@ -26,7 +26,7 @@ from flashbid_bidding.schemas import (
     Standing,
 )
 from flashbid_shared.batch import Batcher
-from flashbid_shared.contracts import MINOR_UNITS, UserSummary
+from flashbid_shared.contracts import MINOR_UNITS, Event, UserSummary
 from flashbid_shared.database import PostgresLine
 from flashbid_shared.tokens import Principal
 from flashbid_shared.users import UserDirectory
@@ -78,14 +78,15 @@ def _started(row: Any) -> bool:
 
 def check_open(row: Any, now: datetime) -> None:
     """Bids count between the event's start (catalog's word, or its schedule if that word is
-    late) and the lot's own end; never in a cancelled event."""
+    late) and the lot's own end; never in a cancelled event. `now` is read once the lot is
+    locked: a close (which moves the lot's end under the same lock) fences every bid after it."""
     started = row.event_status in BIDDING_STATUSES or (
         row.event_status in ("scheduled", "ended") and row.starts_at <= now
     )
     if row.event_status == "cancelled" or not started:
         raise domain.EventNotLive("The event is not live.")
     if row.status != "open" or now >= row.ends_at:
-        raise domain.LotClosed("Bidding on this lot has ended.")
+        raise domain.EventNotLive("Bidding on this lot has ended.")
 
 
 class AuctionHouse:
@@ -147,7 +148,7 @@ class AuctionHouse:
         amount: Decimal,
         max_amount: Decimal | None,
         key: str | None = None,
-    ) -> LotView:
+    ) -> tuple[LotView, bool]:
         user = await self.bidder(principal)
         return await asyncio.shield(self._bid_on_lot(user, lot_id, amount, max_amount, key))
 
@@ -158,21 +159,18 @@ class AuctionHouse:
         amount: Decimal,
         max_amount: Decimal | None,
         key: str | None,
-    ) -> LotView:
+    ) -> tuple[LotView, bool]:
         """The bid, finished even if its caller goes away (the client gone, the server
-        stopping): in PostgreSQL and in the live state, or in neither."""
+        stopping): in PostgreSQL and in the live state, or in neither. With whether it is new
+        (False: a retry of `key`, answered as the first time)."""
         fingerprint = hashlib.blake2b(
             f"{lot_id}:{amount}:{max_amount}".encode(), digest_size=8
         ).hexdigest()
         async with self.engine.begin() as connection:
-            if key and (first := await store.remembered_bid(connection, user.id, key)):
-                if first.fingerprint != fingerprint:
-                    raise domain.IdempotencyMismatch(
-                        "This Idempotency-Key was used with another bid; use a new key."
-                    )
-                return msgspec.convert(first.response, LotState).seen_by(user.id)
+            if key and (first := await self._remembered(connection, user.id, key, fingerprint)):
+                return msgspec.convert(first, LotState).seen_by(user.id), False
             row = await store.lot(connection, lot_id, lock=True)
-            now = await store.now(connection)
+            now = await store.clock(connection)
             check_open(row, now)
             if not await store.has_joined(connection, row.event_id, user.id):
                 raise domain.NotJoined("Join this auction before bidding.")
@@ -202,8 +200,10 @@ class AuctionHouse:
                 )
             if placed.outbid:
                 self._outbid_email(str(placed.outbid), row, state.current_price)
+            if placed.extended:  # catalog's end of the event follows its latest lot
+                await self._report_lots_end(connection, row.event_id)
         await self._announce(state, outbid=placed.outbid, extended=placed.extended)
-        return state.seen_by(user.id)
+        return state.seen_by(user.id), True
 
     async def buy_now(self, principal: Principal, lot_id: UUID) -> LotView:
         user = await self.bidder(principal)
@@ -212,7 +212,7 @@ class AuctionHouse:
     async def _buy_now(self, user: UserSummary, lot_id: UUID) -> LotView:
         async with self.engine.begin() as connection:
             row = await store.lot(connection, lot_id, lock=True)
-            now = await store.now(connection)
+            now = await store.clock(connection)
             check_open(row, now)
             if not await store.has_joined(connection, row.event_id, user.id):
                 raise domain.NotJoined("Join this auction before buying.")
@@ -245,6 +245,40 @@ class AuctionHouse:
         if extended:
             news["extended"] = state.ends_at.isoformat()
         await self.board.publish(state.event_id, news)
+
+    async def _remembered(
+        self, connection: AsyncConnection, user_id: UUID, key: str, fingerprint: str
+    ) -> Any:
+        """The first answer to `key`, or None. Retries of one key wait for each other here
+        (a lock on the key until the transaction ends), so a concurrent retry gets the first
+        answer instead of racing it."""
+        await store.lock_key(connection, user_id, key)
+        first = await store.remembered_bid(connection, user_id, key)
+        if first is not None and first.fingerprint != fingerprint:
+            raise domain.IdempotencyMismatch(
+                "This Idempotency-Key was used with another bid; use a new key."
+            )
+        return None if first is None else first.response
+
+    async def _report_lots_end(self, connection: AsyncConnection, event_id: UUID) -> None:
+        """Tell catalog (a task, retried) when the event's lots now end."""
+        ends_at, closed = await store.lots_end(connection, event_id)
+        report = {"event_id": str(event_id), "ends_at": ends_at.isoformat(), "closed": closed}
+        await store.add_task(
+            connection, f"lots-end:{event_id}:{ends_at}:{closed}", "report", report
+        )
+
+    async def _end_closed_auctions(self) -> list[UUID]:
+        """Auctions whose last lot has closed end here, and catalog is told."""
+        async with self.engine.begin() as connection:
+            ended = await store.end_closed_auctions(connection)
+            for event_id in ended:
+                await self._report_lots_end(connection, event_id)
+        return ended
+
+    async def _announce_ended(self, event_ids: list[UUID]) -> None:
+        for event_id in event_ids:
+            await self.board.publish(event_id, {"type": "status", "status": "ended"})
 
     def _outbid_email(self, user_id: str, row: Any, price: Decimal | None) -> None:
         """At most one email per offer, bidder and ten minutes, sent a minute late: queued
@@ -289,20 +323,26 @@ class AuctionHouse:
             self._sessions.pop(offer_id, None)  # not remembered: the next bid reads again
             raise
 
+    def forget_session(self, event: Event) -> None:
+        """A push changed the event: this replica reads its sessions again."""
+        for offer in event.offers:
+            self._sessions.pop(offer.id, None)
+
     async def _read_session(self, offer_id: UUID) -> Any:
         async with self.engine.connect() as connection:
             return await store.session(connection, offer_id)
 
     async def bid_in_session(
-        self, principal: Principal, offer_id: UUID, price: Decimal
-    ) -> Standing:
+        self, principal: Principal, offer_id: UUID, price: Decimal, key: str | None = None
+    ) -> tuple[Standing, bool]:
+        """The caller's standing after the bid, and whether it is new (False: a retry of
+        `key`, answered as the first time)."""
         user = await self.bidder(principal)
         row = await self._session(offer_id)
         now = datetime.now(row.starts_at.tzinfo)
-        started = row.event_status in BIDDING_STATUSES or (
-            row.event_status == "scheduled" and row.starts_at <= now
-        )
-        if not started or row.status != "open" or now >= row.ends_at:
+        # The cached session may be a second old: it may refuse only what cannot reopen (the
+        # start is checked with the bid's write, which also fences a close).
+        if row.status != "open" or now >= row.ends_at:
             raise domain.EventNotLive("The ranked session is not open.")
         price = domain.check_amount(price, MINOR_UNITS[row.currency])
         domain.check_session_bid(price, row.upset_price, None)
@@ -311,7 +351,23 @@ class AuctionHouse:
             scoring["formula"], scoring["alpha"], scoring["beta"], scoring["gamma"],
             price, user.weight, (now - row.starts_at).total_seconds(),
         )  # fmt: skip
-        return await asyncio.shield(self._raise_bid(row, user, price, value, now))
+        bid = lambda: self._raise_bid(row, user, price, value, now)  # noqa: E731
+        if key is None:
+            return await asyncio.shield(bid()), True
+        return await asyncio.shield(self._keyed_session_bid(user.id, key, offer_id, price, bid))
+
+    async def _keyed_session_bid(
+        self, user_id: UUID, key: str, offer_id: UUID, price: Decimal, bid: Any
+    ) -> tuple[Standing, bool]:
+        fingerprint = hashlib.blake2b(f"{offer_id}:{price}".encode(), digest_size=8).hexdigest()
+        async with self.engine.begin() as connection:
+            if first := await self._remembered(connection, user_id, key, fingerprint):
+                return msgspec.convert(first, Standing), False
+            standing = await bid()
+            await store.remember_bid(
+                connection, user_id, key, fingerprint, msgspec.to_builtins(standing)
+            )
+        return standing, True
 
     async def _raise_bid(
         self, row: Any, user: UserSummary, price: Decimal, value: float, now: datetime
@@ -319,9 +375,11 @@ class AuctionHouse:
         """The bid, finished even if its caller goes away: in PostgreSQL and on the
         leaderboard, or in neither."""
         offer_id = row.id
-        raised, current = await self.ranked.submit(
+        is_open, raised, current = await self.ranked.submit(
             (offer_id, user.id, user.display_name, price, value, now)
         )
+        if not is_open:
+            raise domain.EventNotLive("The ranked session is not open.")
         if not raised:
             if current is not None and price < current:
                 domain.check_session_bid(price, row.upset_price, current)
@@ -339,9 +397,11 @@ class AuctionHouse:
             winning=rank <= row.inventory, inventory=row.inventory,
         )  # fmt: skip
 
-    async def _write_ranked(self, bids: list[tuple]) -> list[tuple[bool, Decimal | None]]:
+    async def _write_ranked(self, bids: list[tuple]) -> list[tuple[bool, bool, Decimal | None]]:
         rows = await store.raise_bids(self.writes, bids)
-        answers = {(r["offer_id"], r["user_id"]): (r["raised"], r["current"]) for r in rows}
+        answers = {
+            (r["offer_id"], r["user_id"]): (r["open"], r["raised"], r["current"]) for r in rows
+        }
         return [answers[(bid[0], bid[1])] for bid in bids]
 
     async def standing(self, offer_id: UUID, user_id: UUID) -> Standing:
@@ -392,6 +452,7 @@ class AuctionHouse:
                     if entry.won:
                         await self._award(connection, full, entry.user_id, entry.price, now)
             states = [lot_state(await store.lot(connection, lot.id)) for lot in lots]
+        ended = await self._end_closed_auctions()  # after the results, the event's end
         for state in states:
             await self.board.save_lot(state)
             await self.board.publish(
@@ -401,6 +462,7 @@ class AuctionHouse:
             await self.board.publish(
                 session.event_id, {"type": "result", "offer_id": str(session.id)}
             )
+        await self._announce_ended(ended)
         return len(lots) + len(sessions)
 
     async def _award(
@@ -437,7 +499,7 @@ class AuctionHouse:
 
 async def results(connection: AsyncConnection, event_id: UUID, top: int = 100) -> Results:
     """The event's outcome so far: each lot's winner and price, each session's rankings."""
-    await store.get_event(connection, event_id)
+    event = await store.get_event(connection, event_id)
     lots = [
         LotResult(
             lot_id=row.id,
@@ -470,4 +532,7 @@ async def results(connection: AsyncConnection, event_id: UUID, top: int = 100) -
     settled = all(lot.status != "open" for lot in lots) and all(
         s.status != "open" for s in sessions
     )
-    return Results(event_id=event_id, settled=settled, lots=lots, sessions=sessions)
+    cancelled = event.status == "cancelled"
+    return Results(
+        event_id=event_id, settled=settled, cancelled=cancelled, lots=lots, sessions=sessions
+    )

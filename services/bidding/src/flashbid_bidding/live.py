@@ -82,14 +82,14 @@ async def place(house: AuctionHouse, principal: Principal, request: dict, codes)
             raise ValueError('send {"type": "bid", ...}')
         if "lot_id" in request:
             max_amount = request.get("max_amount")
-            state = await house.bid_on_lot(
+            state, _ = await house.bid_on_lot(
                 principal,
                 UUID(str(request["lot_id"])),
                 Decimal(str(request["amount"])),
                 None if max_amount is None else Decimal(str(max_amount)),
             )
             return {"type": "accepted", "lot": state}
-        standing = await house.bid_in_session(
+        standing, _ = await house.bid_in_session(
             principal, UUID(str(request["offer_id"])), Decimal(str(request["price"]))
         )
         return {"type": "accepted", "session": standing}

@@ -29,6 +29,10 @@ BIDDER = {"tags": ["bidding"], "guards": [user_required], "security": [{"bearer"
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
 
 
+def replayed(new: bool) -> dict[str, str]:
+    return {} if new else {"Idempotent-Replayed": "true"}
+
+
 @post("/events/{event_id:uuid}/join", operation_id="join_event", status_code=204, **BIDDER)
 async def join_event(state: State, principal: Principal, event_id: UUID) -> None:
     """Join an auction (while it is scheduled or live) to bid on its lots."""
@@ -75,10 +79,10 @@ async def lot_bids(connection: AsyncConnection, lot_id: UUID, limit: Limit = 50)
 async def place_lot_bid(
     state: State, principal: Principal, data: LotBid, lot_id: UUID, idempotency_key: str | None
 ) -> Answer:
-    lot = await state.house.bid_on_lot(
+    lot, new = await state.house.bid_on_lot(
         principal, lot_id, data.amount, data.max_amount, idempotency_key
     )
-    return lot, 201, {}
+    return lot, 201, replayed(new)
 
 
 @post("/lots/{lot_id:uuid}/bids", operation_id="bid_on_lot", status_code=201, **BIDDER)
@@ -100,17 +104,29 @@ async def buy_now(state: State, principal: Principal, lot_id: UUID) -> LotView:
 
 
 async def place_session_bid(
-    state: State, principal: Principal, data: SessionBid, offer_id: UUID
+    state: State,
+    principal: Principal,
+    data: SessionBid,
+    offer_id: UUID,
+    idempotency_key: str | None,
 ) -> Answer:
-    return await state.house.bid_in_session(principal, offer_id, data.price), 201, {}
+    standing, new = await state.house.bid_in_session(
+        principal, offer_id, data.price, idempotency_key
+    )
+    return standing, 201, replayed(new)
 
 
 @post("/sessions/{offer_id:uuid}/bids", operation_id="bid_in_session", status_code=201, **BIDDER)
 async def bid_in_session(
-    state: State, principal: Principal, offer_id: UUID, data: SessionBid
+    state: State,
+    principal: Principal,
+    offer_id: UUID,
+    data: SessionBid,
+    idempotency_key: IdempotencyKey,
 ) -> Response[Standing]:
-    """Place or raise (never lower) your one bid in a ranked session."""
-    return respond(await place_session_bid(state, principal, data, offer_id))
+    """Place or raise (never lower) your one bid in a ranked session. With an
+    `Idempotency-Key`, a retry answers the first result; the key with another price is 422."""
+    return respond(await place_session_bid(state, principal, data, offer_id, idempotency_key))
 
 
 @get("/sessions/{offer_id:uuid}/leaderboard", operation_id="leaderboard", **PUBLIC)
@@ -162,5 +178,5 @@ ROUTES = [
 # The storms of bids, served ahead of Litestar (see flashbid_shared.lanes).
 LANES = [
     Lane("POST", "/lots/{lot_id:uuid}/bids", LotBid, place_lot_bid, idempotent=True),
-    Lane("POST", "/sessions/{offer_id:uuid}/bids", SessionBid, place_session_bid),
+    Lane("POST", "/sessions/{offer_id:uuid}/bids", SessionBid, place_session_bid, idempotent=True),
 ]

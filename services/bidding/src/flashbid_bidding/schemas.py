@@ -119,7 +119,10 @@ class SessionResult(msgspec.Struct, kw_only=True):
 
 
 class Results(msgspec.Struct, kw_only=True):
+    """`settled` once every lot and session is; `cancelled` when the event was (no winners)."""
+
     event_id: UUID
     settled: bool
+    cancelled: bool
     lots: list[LotResult]
     sessions: list[SessionResult]

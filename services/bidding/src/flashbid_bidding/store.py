@@ -158,12 +158,19 @@ async def now(connection: AsyncConnection) -> datetime:
     return await connection.scalar(sa.select(sa.func.now()))
 
 
+async def clock(connection: AsyncConnection) -> datetime:
+    """The time as of this call (`now()` is the transaction's start, before any lock wait)."""
+    return await connection.scalar(sa.select(sa.func.clock_timestamp()))
+
+
 # ---------------------------------------------------------------------------- events
 
 
-async def apply_event(connection: AsyncConnection, event: Event) -> bool:
-    """Catalog's push, kept only if newer. Lots and sessions are (re)defined while no bid
-    exists; an early close moves the lots' end to the event's end; a cancel cancels them."""
+async def apply_event(connection: AsyncConnection, event: Event) -> tuple[bool, bool]:
+    """Catalog's push, kept only if newer: whether it was, and whether the event's status
+    changed. Lots and sessions are (re)defined while no bid exists. While an auction is live
+    its lots' ends are ours (a late bid extends one): a close only brings them forward, a
+    cancel cancels them; and an auction that ended here (its last lot closed) stays ended."""
     scoring = (
         None
         if event.scoring is None
@@ -187,19 +194,21 @@ async def apply_event(connection: AsyncConnection, event: Event) -> bool:
         "extension_seconds": event.extension_seconds or 0,
         "scoring": scoring,
     }
-    previous_end = await connection.scalar(
-        sa.select(events.c.ends_at).where(events.c.id == event.id).with_for_update()
+    before = await connection.scalar(
+        sa.select(events.c.status).where(events.c.id == event.id).with_for_update()
     )
     statement = insert(events).values(values)
+    kept_ended = sa.and_(events.c.status == "ended", statement.excluded.status == "live")
     applied = await connection.scalar(
         statement.on_conflict_do_update(
             index_elements=[events.c.id],
-            set_={k: statement.excluded[k] for k in values if k != "id"},
+            set_={k: statement.excluded[k] for k in values if k not in ("id", "status")}
+            | {"status": sa.case((kept_ended, events.c.status), else_=statement.excluded.status)},
             where=events.c.version < statement.excluded.version,
-        ).returning(events.c.id)
+        ).returning(events.c.status)
     )
     if applied is None:
-        return False
+        return False, False
     for position, offer in enumerate(event.offers):
         if event.kind == "auction":
             row = {
@@ -251,13 +260,13 @@ async def apply_event(connection: AsyncConnection, event: Event) -> bool:
                 .where(table.c.event_id == event.id, table.c.status == "open")
                 .values(status="cancelled", settled_at=sa.func.now())
             )
-    elif previous_end is not None and event.ends_at < previous_end:  # closed early
+    elif event.status == "ended":  # closed: no lot ends later than the event
         await connection.execute(
             lots.update()
             .where(lots.c.event_id == event.id, lots.c.status == "open")
-            .values(ends_at=event.ends_at)
+            .values(ends_at=sa.func.least(lots.c.ends_at, event.ends_at))
         )
-    else:  # the schedule: the original end plus the extensions each lot earned
+    elif event.status in ("draft", "scheduled"):  # the schedule, and the extensions earned
         await connection.execute(
             lots.update()
             .where(lots.c.event_id == event.id, lots.c.status == "open")
@@ -268,7 +277,7 @@ async def apply_event(connection: AsyncConnection, event: Event) -> bool:
                 )
             )
         )
-    return True
+    return True, applied != before
 
 
 async def get_event(connection: AsyncConnection, event_id: UUID) -> Any:
@@ -386,6 +395,13 @@ async def bid_history(connection: AsyncConnection, lot_id: UUID, limit: int) -> 
     return rows.all()
 
 
+async def lock_key(connection: AsyncConnection, user_id: UUID, key: str) -> None:
+    """Until the transaction ends: requests with one customer's key go one at a time."""
+    await connection.execute(
+        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"{user_id}:{key}", 0)))
+    )
+
+
 async def remembered_bid(connection: AsyncConnection, user_id: UUID, key: str) -> Any:
     return (
         await connection.execute(
@@ -433,16 +449,26 @@ async def sessions_of(connection: AsyncConnection, event_id: UUID) -> list[Any]:
     return rows.all()
 
 
-# Many customers' bids in one statement (and one commit): a bid is kept only if it raises the
-# customer's current one; every kept change also goes to the history.
+# Many customers' bids in one statement (and one commit): a bid is kept only if its session
+# is open as of now and it raises the customer's current one; every kept change also goes to
+# the history. The event's row is share-locked while the statement runs: a push that closes
+# the event (an update of that row) waits for it, and a bid after that push finds the event
+# closed; settlement skips an event a batch holds, so it sees the batch's bids.
 RAISE_BIDS = """
 WITH incoming AS (
     SELECT * FROM unnest(
         $1::uuid[], $2::uuid[], $3::text[], $4::numeric[], $5::float8[], $6::timestamptz[]
     ) AS t(offer_id, user_id, display_name, price, score, placed_at)
+), open AS (
+    SELECT s.id FROM sessions s JOIN events e ON e.id = s.event_id
+    WHERE s.id IN (SELECT offer_id FROM incoming) AND s.status = 'open'
+      AND (e.status IN ('live', 'sold_out')
+           OR (e.status = 'scheduled' AND e.starts_at <= clock_timestamp()))
+      AND clock_timestamp() < e.ends_at
+    FOR SHARE OF e
 ), kept AS (
     INSERT INTO ranked_bids (offer_id, user_id, display_name, price, score, placed_at)
-    SELECT * FROM incoming
+    SELECT i.* FROM incoming i JOIN open o ON o.id = i.offer_id
     ON CONFLICT (offer_id, user_id) DO UPDATE SET
         price = EXCLUDED.price, score = EXCLUDED.score,
         placed_at = EXCLUDED.placed_at, display_name = EXCLUDED.display_name
@@ -452,8 +478,10 @@ WITH incoming AS (
     INSERT INTO session_bids (offer_id, user_id, price, score, placed_at)
     SELECT offer_id, user_id, price, score, placed_at FROM kept
 )
-SELECT i.offer_id, i.user_id, (k.user_id IS NOT NULL) AS raised, r.price AS current
+SELECT i.offer_id, i.user_id, (o.id IS NOT NULL) AS open, (k.user_id IS NOT NULL) AS raised,
+       r.price AS current
 FROM incoming i
+LEFT JOIN open o ON o.id = i.offer_id
 LEFT JOIN kept k ON k.offer_id = i.offer_id AND k.user_id = i.user_id
 LEFT JOIN ranked_bids r ON r.offer_id = i.offer_id AND r.user_id = i.user_id
 """
@@ -461,8 +489,8 @@ LEFT JOIN ranked_bids r ON r.offer_id = i.offer_id AND r.user_id = i.user_id
 
 async def raise_bids(line: PostgresLine, bids: list[tuple]) -> list[Any]:
     """`bids`: (offer, user, name, price, score, placed_at), at most one per (offer, user), on
-    the line of RAISE_BIDS. Answers, in order: (offer_id, user_id, raised, current price before
-    the statement)."""
+    the line of RAISE_BIDS. Answers, in order: (offer_id, user_id, open, raised, current price
+    before the statement)."""
     columns = list(zip(*bids, strict=True)) or [()] * 6
     return await line.fetch(*(list(column) for column in columns))
 
@@ -480,6 +508,37 @@ async def open_sessions(connection: AsyncConnection) -> list[UUID]:
     return list(
         await connection.scalars(sa.select(sessions.c.id).where(sessions.c.status == "open"))
     )
+
+
+async def lots_end(connection: AsyncConnection, event_id: UUID) -> tuple[datetime, bool]:
+    """When the auction's lots end (the latest), and whether all of them have closed."""
+    row = (
+        await connection.execute(
+            sa.select(sa.func.max(lots.c.ends_at), sa.func.bool_and(lots.c.status != "open")).where(
+                lots.c.event_id == event_id
+            )
+        )
+    ).one()
+    return row[0], bool(row[1])
+
+
+# Auctions still open here whose every lot has closed: ended, each once. An event row another
+# transaction holds (a push being applied) is left for the next round.
+END_CLOSED_AUCTIONS = sa.text("""
+UPDATE events SET status = 'ended'
+WHERE id IN (
+    SELECT e.id FROM events e
+    WHERE e.kind = 'auction' AND e.status IN ('scheduled', 'live')
+      AND EXISTS (SELECT 1 FROM lots WHERE event_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM lots WHERE event_id = e.id AND status = 'open')
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+""")
+
+
+async def end_closed_auctions(connection: AsyncConnection) -> list[UUID]:
+    return list(await connection.scalars(END_CLOSED_AUCTIONS))
 
 
 # ------------------------------------------------------------------------- settlement
@@ -500,7 +559,7 @@ SETTLE_SESSIONS = sa.text("""
 WITH due AS (
     SELECT s.id FROM sessions s JOIN events e ON e.id = s.event_id
     WHERE s.status = 'open' AND e.ends_at <= now() AND e.status <> 'cancelled'
-    ORDER BY e.ends_at LIMIT 20 FOR UPDATE OF s SKIP LOCKED
+    ORDER BY e.ends_at LIMIT 20 FOR UPDATE OF s, e SKIP LOCKED
 )
 UPDATE sessions SET status = 'settled', settled_at = now()
 FROM due WHERE sessions.id = due.id

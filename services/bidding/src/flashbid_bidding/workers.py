@@ -27,30 +27,35 @@ log = logging.getLogger(__name__)
 
 async def apply_event(house: AuctionHouse, event: Event) -> bool:
     async with house.engine.begin() as connection:
-        applied = await store.apply_event(connection, event)
+        applied, moved = await store.apply_event(connection, event)
     if applied:
         for lot_id in [offer.id for offer in event.offers if event.kind == "auction"]:
             await house.board.redis.delete(f"bid:lot:{lot_id}")  # read again from PostgreSQL
+        house.forget_session(event)
+    if moved:
         await house.board.publish(event.id, {"type": "status", "status": event.status})
     return applied
 
 
 async def perform_tasks(house: AuctionHouse, peers: Peers) -> int:
-    """Due tasks: winners' orders in purchase, a call each and 20 at once; emails, up to 500
+    """Due tasks: winners' orders in purchase and auctions' ends to catalog, a call each and
+    20 at once; emails, up to 500
     in one call to auth (a ranked storm's outbid emails are thousands, all due a minute later:
     a call each took half of bidding's core from the bids). Each is done, or tried again
     later if its call failed."""
     async with house.engine.begin() as connection:
         awards = await store.claim_tasks(connection, "award", 20)
+        reports = await store.claim_tasks(connection, "report", 20)
         emails = await store.claim_tasks(connection, "notify", 500)
     calls = [([task], peers.award(task.payload)) for task in awards]
+    calls += [([task], peers.report_lots_end(task.payload)) for task in reports]
     if emails:
         calls.append((emails, peers.notify([task.payload for task in emails])))
     retries = await asyncio.gather(*(attempt(tasks, call) for tasks, call in calls))
     async with house.engine.begin() as connection:
         for (tasks, _), retry_in in zip(calls, retries, strict=True):
             await store.finish_tasks(connection, [task.id for task in tasks], retry_in)
-    return len(awards) + len(emails)
+    return len(awards) + len(reports) + len(emails)
 
 
 async def purge_tasks(house: AuctionHouse) -> None:

@@ -14,6 +14,7 @@ ERRORS = {
     domain.ItemNotFound: (404, "item_not_found"),
     domain.EventLocked: (409, "event_locked"),
     domain.InvalidTransition: (409, "invalid_transition"),
+    domain.NotConfirmed: (503, "not_confirmed"),
 }
 
 

@@ -1,5 +1,6 @@
 """Catalog's calls to purchase (flash sales) and bidding (auctions, ranked sessions)."""
 
+import asyncio
 import logging
 
 import httpx
@@ -24,13 +25,24 @@ class Peers:
         }
 
     async def push(self, event: Event) -> None:
-        """Idempotent: the receiver keeps the highest version it has seen."""
-        response = await self.http.put(
-            f"{self.bases[event.kind]}/{event.id}",
-            content=msgspec.json.encode(event),
-            headers={"Content-Type": "application/json"},
+        """To the service that runs the event, and to purchase too when an auction or ranked
+        session is cancelled (its winners' orders are void). Idempotent: a receiver keeps the
+        highest version it has seen."""
+        bases = {self.bases[event.kind]}
+        if event.status == "cancelled":
+            bases.add(self.bases["flash_sale"])
+        responses = await asyncio.gather(
+            *(
+                self.http.put(
+                    f"{base}/{event.id}",
+                    content=msgspec.json.encode(event),
+                    headers={"Content-Type": "application/json"},
+                )
+                for base in bases
+            )
         )
-        response.raise_for_status()
+        for response in responses:
+            response.raise_for_status()
 
     async def figures(self, event: Event) -> EventFigures | None:
         """The event's sales or bidding figures, or None if its service does not answer."""

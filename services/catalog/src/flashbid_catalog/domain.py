@@ -45,6 +45,10 @@ class InvalidTransition(DomainError):
     pass
 
 
+class NotConfirmed(DomainError):
+    """The change is made here, but a service that runs the event has not taken it yet."""
+
+
 def money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS[currency]))
 
@@ -113,8 +117,13 @@ def check_event(
         raise InvalidEvent(detail, errors=problems)
 
 
-def next_status(status: str, action: str, *, ends_at: datetime, now: datetime) -> EventStatus:
+def next_status(
+    status: str, action: str, *, ends_at: datetime, now: datetime
+) -> EventStatus | None:
+    """The status `action` leads to, or None when the event is there already (a retry)."""
     allowed, target = ACTIONS[action]
+    if status == target:
+        return None
     if status not in allowed:
         raise InvalidTransition(f"Cannot {action} an event that is {status}.", event_status=status)
     if action in ("publish", "open") and ends_at <= now:

@@ -6,12 +6,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import UUID
 
 import httpx
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from flashbid_catalog import store
+from flashbid_catalog import domain, store
 from flashbid_catalog.clients import Peers
 from flashbid_shared.contracts import Event
 from flashbid_shared.http import service_client
@@ -47,6 +48,29 @@ class Lifecycle:
             except Exception as exc:
                 round_failed(log, "scheduler round", exc)
             await _wait(self.scheduler_wake, wait)
+
+    async def change(self, event_id: UUID, action: str, actor: str) -> Event:
+        """An admin's transition, made here and then delivered before it is answered: once
+        this returns, purchase and bidding act on it for every later request. If a peer does
+        not take it, the change stays and the sync loop keeps delivering it."""
+        async with self.engine.begin() as connection:
+            await store.change_status(connection, event_id, action, actor)
+            event = await store.get_event(connection, event_id, public=False)
+        if event.status != "draft":
+            try:
+                await self.peers.push(event)
+            except httpx.HTTPError as exc:
+                self.poke()
+                log.warning("event %s not delivered at once: %r", event_id, exc)
+                raise domain.NotConfirmed(
+                    f"The event is {event.status} here, but the service that runs it has not "
+                    "confirmed it yet; it is told again until it does. Retry to wait for it.",
+                    retry_after=1,
+                ) from None
+            async with self.engine.begin() as connection:
+                await store.mark_synced(connection, event.id, event.version)
+        self.poke()
+        return event
 
     async def sync_once(self) -> int:
         async with self.engine.begin() as connection:

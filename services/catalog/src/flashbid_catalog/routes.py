@@ -24,7 +24,7 @@ from flashbid_catalog.schemas import (
     ItemPatch,
     Sort,
 )
-from flashbid_shared.contracts import Event, EventStatus, StockState
+from flashbid_shared.contracts import Event, EventStatus, LotsEnd, StockState
 from flashbid_shared.params import Limit, Offset
 from flashbid_shared.tokens import admin_required, service_required
 
@@ -199,14 +199,13 @@ async def update_event(
 )
 async def change_event_status(
     state: State,
-    connection: AsyncConnection,
     event_id: UUID,
     action: Literal["publish", "open", "close", "cancel"],
 ) -> Event:
-    """publish: draft to scheduled; open and close: now, whatever the schedule says; cancel."""
-    await store.change_status(connection, event_id, action, actor="admin")
-    state.lifecycle.poke()
-    return await store.get_event(connection, event_id, public=False)
+    """publish: draft to scheduled; open and close: now, whatever the schedule says; cancel.
+    Answered once the services that run the event have it (503 `not_confirmed` otherwise:
+    the change is kept, delivered again until it lands, and a retry waits for it)."""
+    return await state.lifecycle.change(event_id, action, actor="admin")
 
 
 @get("/admin/dashboard", operation_id="admin_dashboard", **ADMIN)
@@ -270,6 +269,16 @@ async def report_stock(
     return {"status": status}
 
 
+@put("/internal/events/{event_id:uuid}/lots-end", operation_id="report_lots_end", **INTERNAL)
+async def report_lots_end(
+    state: State, connection: AsyncConnection, event_id: UUID, data: LotsEnd
+) -> dict[str, str]:
+    """Bidding: a live auction's lots end later (a late bid), or have all closed."""
+    status = await store.lots_closed(connection, event_id, data.ends_at, data.closed)
+    state.lifecycle.poke()
+    return {"status": status}
+
+
 ROUTES = [
     list_items,
     get_item,
@@ -288,4 +297,5 @@ ROUTES = [
     internal_list_events,
     internal_get_event,
     report_stock,
+    report_lots_end,
 ]

@@ -389,7 +389,8 @@ async def change_status(
     connection: AsyncConnection, event_id: UUID, action: str, actor: str
 ) -> None:
     """An admin's publish/open/close/cancel: the row is locked, the rule checked, the change
-    recorded, all in the caller's transaction."""
+    recorded, all in the caller's transaction. Asking again for where the event is changes
+    nothing."""
     row = (
         await connection.execute(
             sa.select(events.c.status, events.c.ends_at)
@@ -401,6 +402,8 @@ async def change_status(
         raise domain.EventNotFound("There is no such event.")
     now = await connection.scalar(sa.select(sa.func.now()))
     status = domain.next_status(row.status, action, ends_at=row.ends_at, now=now)
+    if status is None:  # a retry: the event is there already
+        return
     columns: dict[str, Any] = {}
     if action == "open":
         columns["starts_at"] = sa.func.least(events.c.starts_at, now)
@@ -444,24 +447,62 @@ async def report_stock(connection: AsyncConnection, event_id: UUID, sold_out: bo
     return status
 
 
+async def lots_closed(
+    connection: AsyncConnection, event_id: UUID, ends_at: datetime, closed: bool
+) -> str:
+    """Bidding's word on a live auction: its lots now end at `ends_at` (a late bid extended
+    one), or all of them have closed (`closed`), which ends the event. Idempotent."""
+    change: dict[str, Any] = {"status": "ended"} if closed else {}
+    moved = await connection.execute(
+        events.update()
+        .where(
+            events.c.id == event_id,
+            events.c.kind == "auction",
+            events.c.status == "live",
+            sa.true() if closed else events.c.ends_at < ends_at,
+        )
+        .values(
+            ends_at=ends_at,
+            **change,
+            version=events.c.version + 1,
+            updated_at=sa.func.now(),
+            sync_due_at=sa.func.now(),
+        )
+        .returning(events.c.id)
+    )
+    if moved.one_or_none() and closed:
+        await connection.execute(
+            transitions.insert().values(
+                event_id=event_id,
+                from_status="live",
+                to_status="ended",
+                actor="bidding",
+                due_at=ends_at,
+            )
+        )
+    return await event_status(connection, event_id)
+
+
 # The scheduler's one statement: every due event moves once, however many replicas run it.
+# An auction's end is bidding's to say (a late bid extends its lots): see `lots_closed`.
 ADVANCE = sa.text("""
 WITH due AS (
-    SELECT id, status, starts_at, ends_at FROM events
+    SELECT id, status, starts_at, ends_at, ends_at <= now() AND kind <> 'auction' AS over
+    FROM events
     WHERE (status = 'scheduled' AND starts_at <= now())
-       OR (status IN ('scheduled', 'live', 'sold_out') AND ends_at <= now())
+       OR (status IN ('scheduled', 'live', 'sold_out') AND ends_at <= now() AND kind <> 'auction')
     ORDER BY LEAST(starts_at, ends_at)
     LIMIT 500
     FOR UPDATE SKIP LOCKED
 ), changed AS (
     UPDATE events SET
-        status = CASE WHEN due.ends_at <= now() THEN 'ended' ELSE 'live' END,
+        status = CASE WHEN due.over THEN 'ended' ELSE 'live' END,
         version = events.version + 1,
         updated_at = now(),
         sync_due_at = now()
     FROM due WHERE events.id = due.id
     RETURNING events.id, due.status AS from_status, events.status AS to_status,
-        CASE WHEN due.ends_at <= now() THEN due.ends_at ELSE due.starts_at END AS due_at
+        CASE WHEN due.over THEN due.ends_at ELSE due.starts_at END AS due_at
 )
 INSERT INTO transitions (event_id, from_status, to_status, due_at, actor)
 SELECT id, from_status, to_status, due_at, 'scheduler' FROM changed
@@ -471,7 +512,8 @@ RETURNING event_id, to_status
 NEXT_DUE = sa.text("""
 SELECT LEAST(
     (SELECT min(starts_at) FROM events WHERE status = 'scheduled'),
-    (SELECT min(ends_at) FROM events WHERE status IN ('scheduled', 'live', 'sold_out'))
+    (SELECT min(ends_at) FROM events
+     WHERE status IN ('scheduled', 'live', 'sold_out') AND kind <> 'auction')
 ) - now()
 """)
 

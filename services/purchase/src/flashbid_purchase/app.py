@@ -19,6 +19,7 @@ ERRORS = {
     domain.RequestInProgress: (409, "request_in_progress"),
     domain.NotAllowed: (403, "not_allowed"),
     domain.UnknownEvent: (404, "event_not_found"),
+    domain.EventCancelled: (409, "event_cancelled"),
 }
 
 

@@ -50,6 +50,10 @@ class UnknownEvent(DomainError):
     pass
 
 
+class EventCancelled(DomainError):
+    pass
+
+
 REFUSALS: dict[str, tuple[type[DomainError], str]] = {
     "event_not_live": (EventNotLive, "The sale is not open."),
     "sold_out": (SoldOut, "Sold out."),

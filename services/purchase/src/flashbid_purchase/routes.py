@@ -123,6 +123,7 @@ async def event_stats(connection: AsyncConnection, event_id: UUID) -> Stats:
     confirmed_orders = await store.confirmed_orders(connection, event_id)
     return Stats(
         event_id=event_id,
+        cancelled=await store.is_voided(connection, event_id),
         stock=sum(o.stock for o in offers),
         remaining=sum(o.remaining for o in offers),
         reserved=sum(o.reserved for o in offers),
@@ -140,8 +141,9 @@ async def event_stats(connection: AsyncConnection, event_id: UUID) -> Stats:
 
 @put("/internal/events/{event_id:uuid}", operation_id="put_event", **INTERNAL)
 async def put_event(state: State, event_id: UUID, data: Event) -> dict[str, bool]:
-    """Catalog's push of a flash sale; older versions than the one held are ignored."""
-    if data.id != event_id or data.kind != "flash_sale":
+    """Catalog's push of a flash sale (older versions than the one held are ignored), or of
+    any event's cancellation (its reserved orders are void)."""
+    if data.id != event_id or (data.kind != "flash_sale" and data.status != "cancelled"):
         raise domain.UnknownEvent("Only flash sales are sold here, at their own id.")
     return {"applied": await state.sales.apply_event(data)}
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -98,8 +99,10 @@ class Sales:
             raise domain.refuse("sold_out" if reason == "unknown" else reason)
         order, remaining = written
         summary = await lookup
-        if summary is not None and not summary.is_active:
-            await self.cancel(buyer.user_id, order.id)
+        if summary is not None and not summary.is_active:  # refused: leaves nothing behind
+            async with self.engine.begin() as connection:
+                await store.withdraw(connection, order.id)
+            await self.gate.release(offer_id, user, quantity, key)
             raise domain.NotAllowed("This account is deactivated.", reason="deactivated")
         if remaining == 0:
             self.on_stock_change()
@@ -134,8 +137,7 @@ class Sales:
             raise domain.IdempotencyMismatch(
                 "This Idempotency-Key was used with another request; use a new key."
             )
-        async with self.engine.connect() as connection:
-            found = await store.remembered(connection, user_id, key)
+        found = await self._first_answer(user_id, key)
         if found is None:
             raise domain.RequestInProgress(
                 "A request with this Idempotency-Key is still being processed.", retry_after=1
@@ -147,6 +149,19 @@ class Sales:
         first = store.as_order(found)
         first.status = "reserved"  # the first response, whatever happened to the order since
         return first
+
+    async def _first_answer(self, user_id: UUID, key: str, wait: float = 5.0) -> Any:
+        """The order the key's first request made, waited for while that request is still
+        being written (a concurrent retry gets the first answer, not a refusal)."""
+        deadline = time.monotonic() + wait
+        pause = 0.005
+        while True:
+            async with self.engine.connect() as connection:
+                found = await store.remembered(connection, user_id, key)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     async def release(self, orders: list) -> None:
         """Stock freed by cancelled or expired orders goes back to the gate."""
@@ -171,8 +186,12 @@ class Sales:
     # ------------------------------------------------------------------ the gate's state
 
     async def apply_event(self, event: Event) -> bool:
+        """Catalog's push: a flash sale's new version, or (any kind) a cancellation, which
+        voids the event's reserved orders in the same transaction."""
         async with self.engine.begin() as connection:
-            applied = await store.apply_event(connection, event)
+            applied = event.kind == "flash_sale" and await store.apply_event(connection, event)
+            if event.status == "cancelled":
+                await store.void_event(connection, event)
         if applied:
             await self.publish(event.id, replace=event.status == "scheduled")
         return applied

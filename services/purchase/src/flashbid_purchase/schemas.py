@@ -36,9 +36,11 @@ class OfferStats(msgspec.Struct, kw_only=True):
 
 
 class Stats(msgspec.Struct, kw_only=True):
-    """An event's figures. `conversion`: the share of orders made that were confirmed."""
+    """An event's figures. `conversion`: the share of orders made that were confirmed;
+    `cancelled`: the event was cancelled (its reserved orders void, counted nowhere)."""
 
     event_id: UUID
+    cancelled: bool
     stock: int
     remaining: int
     reserved: int

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_purchase import domain
@@ -81,6 +81,27 @@ idempotency_keys = sa.Table(
     sa.Column("fingerprint", sa.Text, nullable=False),
     sa.Column("order_id", sa.Uuid, nullable=False),
     timestamp("created_at", nullable=False, server_default=sa.func.now()),
+)
+
+
+# Cancelled events of any kind: their reserved orders are void, and no award order follows.
+voided_events = sa.Table(
+    "voided_events",
+    metadata,
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    timestamp("voided_at", nullable=False, server_default=sa.func.now()),
+)
+
+# Emails to send through auth, each once per key, retried until auth takes them.
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("key", sa.Text, nullable=False, unique=True),
+    sa.Column("payload", JSONB, nullable=False),
+    timestamp("due_at", nullable=False, server_default=sa.func.now()),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    timestamp("done_at"),
 )
 
 
@@ -217,21 +238,26 @@ class Reservation(NamedTuple):
 
 # The winners' write: one statement for a batch of them (each customer once per offer), so an
 # offer's row is locked once per batch and only while PostgreSQL runs it, never across a round
-# trip. An offer gets no rows back when its event is not open or its stock is short for the
-# whole batch; the holdings CHECK refuses more than the limit per customer and the idempotency
-# key's primary key refuses a replay, each failing the whole statement.
+# trip. An offer gets no rows back when its event is not open as of now or its stock is short
+# for the whole batch (the event's row is share-locked meanwhile: catalog's close or cancel,
+# an update of that row, waits for the batch, and a batch after it finds the event closed);
+# the holdings CHECK refuses more than the limit per customer and the idempotency key's
+# primary key refuses a replay, each failing the whole statement.
 RESERVE = sa.text("""
 WITH wanted AS (
     SELECT * FROM unnest(CAST(:order_ids AS uuid[]), CAST(:offer_ids AS uuid[]),
                          CAST(:user_ids AS uuid[]), CAST(:quantities AS integer[]),
                          CAST(:keys AS text[]), CAST(:fingerprints AS text[]))
         AS w(order_id, offer_id, user_id, quantity, key, fingerprint)
+), open AS (
+    SELECT * FROM sale_events
+    WHERE id IN (SELECT event_id FROM offers WHERE id IN (SELECT offer_id FROM wanted))
+      AND status IN ('live', 'sold_out') AND ends_at > clock_timestamp()
+    FOR SHARE
 ), taken AS (
     UPDATE offers SET remaining = remaining - t.quantity, reserved = reserved + t.quantity
-    FROM (SELECT offer_id, sum(quantity) AS quantity FROM wanted GROUP BY offer_id) t,
-         sale_events e
-    WHERE offers.id = t.offer_id AND offers.remaining >= t.quantity
-      AND e.id = offers.event_id AND e.status IN ('live', 'sold_out') AND e.ends_at > now()
+    FROM (SELECT offer_id, sum(quantity) AS quantity FROM wanted GROUP BY offer_id) t, open e
+    WHERE offers.id = t.offer_id AND offers.remaining >= t.quantity AND e.id = offers.event_id
     RETURNING offers.id, offers.event_id, offers.item_id, offers.unit_price,
               offers.per_user_limit, offers.remaining, e.currency,
               now() + make_interval(secs => e.reservation_timeout_seconds) AS expires_at
@@ -338,6 +364,110 @@ CANCEL = sa.text(
 )
 
 
+VOID = sa.text(
+    RELEASE.format(
+        due="SELECT id, status FROM orders WHERE event_id = :event_id AND status = 'reserved' "
+        "FOR UPDATE"
+    )
+)
+
+
+async def lock_event(connection: AsyncConnection, event_id: UUID) -> None:
+    """Until the transaction ends: a cancellation and an award of one event go one at a time."""
+    await connection.execute(
+        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(str(event_id), 1)))
+    )
+
+
+async def void_event(connection: AsyncConnection, event: Event) -> list[Any]:
+    """A cancelled event: remembered (no award order after it), its reserved orders cancelled,
+    and their buyers told by email."""
+    await lock_event(connection, event.id)
+    await connection.execute(
+        insert(voided_events).values(event_id=event.id).on_conflict_do_nothing()
+    )
+    voided = (
+        await connection.execute(VOID, {"new_status": "cancelled", "event_id": event.id})
+    ).all()
+    if voided:
+        await connection.execute(
+            insert(notices)
+            .values(
+                [
+                    {
+                        "key": f"voided:{order.id}",
+                        "payload": {
+                            "user_id": str(order.user_id),
+                            "template": "order_cancelled",
+                            "data": {
+                                "title": event.title,
+                                "quantity": str(order.quantity),
+                                "total": str(order.unit_price * order.quantity),
+                                "currency": order.currency,
+                            },
+                        },
+                    }
+                    for order in voided
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+    return voided
+
+
+async def is_voided(connection: AsyncConnection, event_id: UUID) -> bool:
+    return bool(
+        await connection.scalar(sa.select(sa.exists().where(voided_events.c.event_id == event_id)))
+    )
+
+
+CLAIM_NOTICES = sa.text("""
+UPDATE notices SET due_at = now() + interval '30 seconds', attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM notices WHERE done_at IS NULL AND due_at <= now()
+    ORDER BY due_at LIMIT 500 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, payload, attempts
+""")
+
+
+async def claim_notices(connection: AsyncConnection) -> list[Any]:
+    """Due emails, each leased for 30 seconds."""
+    return (await connection.execute(CLAIM_NOTICES)).all()
+
+
+async def finish_notices(
+    connection: AsyncConnection, notice_ids: list[int], retry_in: float | None
+) -> None:
+    values: dict[str, Any] = (
+        {"done_at": sa.func.now()}
+        if retry_in is None
+        else {"due_at": sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, retry_in)}
+    )
+    await connection.execute(notices.update().where(notices.c.id.in_(notice_ids)).values(**values))
+
+
+# A refused order undone as if never made: the order, its key, its units and holding.
+WITHDRAW = sa.text("""
+WITH gone AS (
+    DELETE FROM orders WHERE id = :order_id AND status = 'reserved' RETURNING *
+), keys AS (
+    DELETE FROM idempotency_keys k USING gone WHERE k.order_id = gone.id
+), counts AS (
+    UPDATE offers SET remaining = remaining + g.quantity, reserved = reserved - g.quantity
+    FROM gone g WHERE offers.id = g.offer_id
+), freed AS (
+    UPDATE holdings SET quantity = holdings.quantity - g.quantity
+    FROM gone g WHERE holdings.user_id = g.user_id AND holdings.offer_id = g.offer_id
+)
+SELECT id FROM gone
+""")
+
+
+async def withdraw(connection: AsyncConnection, order_id: UUID) -> None:
+    await connection.execute(WITHDRAW, {"order_id": order_id})
+
+
 async def expire_due(connection: AsyncConnection) -> list[Any]:
     return (await connection.execute(EXPIRE, {"new_status": "expired"})).all()
 
@@ -377,6 +507,8 @@ async def confirm(connection: AsyncConnection, user_id: UUID, order_id: UUID) ->
 
 async def _explain(connection: AsyncConnection, user_id: UUID, order_id: UUID, action: str):
     order = await get_order(connection, user_id, order_id)
+    if order.status == "cancelled" and await is_voided(connection, order.event_id):
+        raise domain.EventCancelled("The event was cancelled; this order is void.")
     status = "expired" if order.status == "reserved" else order.status
     raise domain.cannot(action, status)
 
@@ -419,7 +551,11 @@ async def list_orders(
 
 
 async def award(connection: AsyncConnection, data: AwardOrder) -> Order:
-    """Bidding's winner: one reserved order per (offer, user), however often it is asked."""
+    """Bidding's winner: one reserved order per (offer, user), however often it is asked;
+    none for a cancelled event."""
+    await lock_event(connection, data.event_id)
+    if await is_voided(connection, data.event_id):
+        raise domain.EventCancelled("The event was cancelled; no order is made for it.")
     statement = insert(orders).values(
         id=uuid.uuid4(),
         user_id=data.user_id,

@@ -1,5 +1,6 @@
 """Background work in every replica: expiring reservations, telling catalog about sold-out
-events, and reconciling with catalog. Each step is safe to run in several replicas at once."""
+events, sending emails, and reconciling with catalog. Each step is safe to run in several
+replicas at once."""
 
 import asyncio
 import contextlib
@@ -7,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 from litestar import Litestar
 from redis.asyncio import Redis
 
@@ -16,6 +18,7 @@ from flashbid_purchase.gate import Gate
 from flashbid_purchase.sales import Sales
 from flashbid_shared.database import warm
 from flashbid_shared.http import service_client
+from flashbid_shared.mail import notify
 from flashbid_shared.observability import round_failed
 from flashbid_shared.users import UserDirectory
 
@@ -29,6 +32,22 @@ async def report_stock(sales: Sales, catalog: Catalog) -> None:
         await catalog.report_stock(event_id, sold_out)
         async with sales.engine.begin() as connection:
             await store.reported(connection, event_id, sold_out)
+
+
+async def send_notices(sales: Sales, http: httpx.AsyncClient, auth_url: str) -> None:
+    """Emails written with the change they tell of (a voided order), sent through auth."""
+    async with sales.engine.begin() as connection:
+        due = await store.claim_notices(connection)
+    if not due:
+        return
+    try:
+        await notify(http, auth_url, [notice.payload for notice in due])
+        retry_in = None
+    except httpx.HTTPError as exc:
+        retry_in = min(2.0 ** max(notice.attempts for notice in due), 300.0)
+        log.warning("%d email(s) not sent: %r; again in %.0fs", len(due), exc, retry_in)
+    async with sales.engine.begin() as connection:
+        await store.finish_notices(connection, [notice.id for notice in due], retry_in)
 
 
 async def reconcile(sales: Sales, catalog: Catalog) -> None:
@@ -86,6 +105,9 @@ async def sales_lifespan(app: Litestar) -> AsyncIterator[None]:
             asyncio.create_task(users.follow()),
             asyncio.create_task(every(1.0, sales.expire_due, never)),
             asyncio.create_task(every(1.0, lambda: report_stock(sales, catalog), stock_changed)),
+            asyncio.create_task(
+                every(1.0, lambda: send_notices(sales, http, settings.auth_url), never)
+            ),
             asyncio.create_task(
                 every(settings.reconcile_interval, lambda: reconcile(sales, catalog), never)
             ),
