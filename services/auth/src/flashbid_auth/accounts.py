@@ -548,6 +548,7 @@ SUMMARY = (
     users.c.weight,
     users.c.email_verified,
     users.c.is_active,
+    users.c.role,
 )
 SUMMARIES = sa.select(*SUMMARY).where(
     users.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
@@ -561,6 +562,18 @@ async def user_summaries(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[User
     async with _autocommit(engine).connect() as connection:
         rows = await connection.execute(SUMMARIES, {"ids": ids})
     return [UserSummary(**row._mapping) for row in rows]
+
+
+class Users:
+    """Who the users are now, for auth's own guards: its table, read at each check, so that a
+    change binds the tokens already issued from the moment it is answered."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def get(self, user_id: uuid.UUID, *, strict: bool = False) -> UserSummary | None:
+        found = await user_summaries(self.engine, [user_id])
+        return found[0] if found else None
 
 
 # How far back each answer tells the next call to start again: a change written by a

@@ -1,0 +1,166 @@
+"""Who you are changes at once: a role or an account changed in auth binds the access tokens
+already issued, at once in auth and within a second in the services that follow its changes
+feed; so do reset links and email verification."""
+
+import functools
+import time
+import uuid
+
+import pytest
+
+from tests_support import open_event, open_flash_sale, place_order, problem
+
+pytestmark = pytest.mark.stack
+BOUND = 1.0  # seconds from auth's answer until every service acts on a change of a user
+
+
+@pytest.fixture(scope="module")
+def root(api) -> str:
+    return api.admin_token()
+
+
+def admin_of(api, root: str):
+    """A second administrator (promoted by the first) and their access token."""
+    account = api.register()
+    promoted = api.patch(f"/api/auth/admin/users/{account.id}", {"role": "admin"}, root)
+    assert promoted.status_code == 200, promoted.text
+    return account, api.token(account)
+
+
+# An admin route of each service that follows auth's feed; an administrator gets 2xx or 404.
+# Bidding has no admin routes.
+ADMIN_ROUTES = {
+    "catalog": lambda api, token: api.post(
+        "/api/catalog/admin/items", {"name": "Lamp", "category": "test"}, token
+    ),
+    "catalog dashboard": lambda api, token: api.get("/api/catalog/admin/events", token),
+    "purchase": lambda api, token: api.get("/api/purchase/admin/orders", token),
+    "reviews": lambda api, token: api.post(
+        f"/api/reviews/admin/reviews/{uuid.uuid4()}/hide", None, token
+    ),
+}
+
+
+def refused_within(since: float, call, code: str) -> float:
+    """Seconds from `since` until `call()` is refused with 403 `code`, polled until BOUND."""
+    while True:
+        response = call()
+        if response.status_code == 403:
+            assert problem(response)["code"] == code, response.text
+            return time.monotonic() - since
+        assert time.monotonic() - since < BOUND, f"{response.status_code} after {BOUND}s"
+
+
+def test_a_demoted_admin_loses_admin_power_at_once_in_auth_and_within_a_second_elsewhere(
+    api, root
+) -> None:
+    account, token = admin_of(api, root)
+    for name, call in ADMIN_ROUTES.items():  # an admin's: each service knows them as one
+        assert call(api, token).status_code in (200, 201, 404), name
+
+    demoted = api.patch(f"/api/auth/admin/users/{account.id}", {"role": "customer"}, root)
+    answered = time.monotonic()
+    assert demoted.status_code == 200, demoted.text
+    restored = api.patch(f"/api/auth/admin/users/{account.id}", {"role": "admin"}, token)
+    assert (restored.status_code, problem(restored)["code"]) == (403, "forbidden")
+    listed = api.get("/api/auth/admin/users", token)
+    assert (listed.status_code, problem(listed)["code"]) == (403, "forbidden")
+    for call in ADMIN_ROUTES.values():
+        refused_within(answered, functools.partial(call, api, token), "forbidden")
+    assert api.get("/api/auth/me", root).json()["role"] == "admin"  # the first admin is not
+    assert (
+        api.get(f"/api/auth/admin/users?search={account.username}", root).json()["items"][0]["role"]
+        == "customer"
+    )
+
+
+def test_a_deactivated_admin_cannot_restore_itself_nor_act_anywhere(api, root) -> None:
+    account, token = admin_of(api, root)
+    for name, call in ADMIN_ROUTES.items():
+        assert call(api, token).status_code in (200, 201, 404), name
+
+    off = api.patch(
+        f"/api/auth/admin/users/{account.id}", {"is_active": False, "role": "customer"}, root
+    )
+    answered = time.monotonic()
+    assert off.status_code == 200, off.text
+    restored = api.patch(
+        f"/api/auth/admin/users/{account.id}", {"is_active": True, "role": "admin"}, token
+    )
+    assert (restored.status_code, problem(restored)["code"]) == (403, "account_disabled")
+    for call in ADMIN_ROUTES.values():
+        refused_within(answered, functools.partial(call, api, token), "not_allowed")
+    found = api.get(f"/api/auth/admin/users?search={account.username}", root).json()["items"]
+    assert (found[0]["is_active"], found[0]["role"]) == (False, "customer")
+
+
+def test_a_deactivated_customer_writes_nothing_anywhere(api, root) -> None:
+    """At once in auth; in each other service, once one write is refused (within a second)
+    every other write is refused too."""
+    event, offer_id = open_flash_sale(api, root, stock=5, limit=3)
+    auction = open_event(api, root, "auction")
+    lot = auction["offers"][0]["id"]
+    account = api.register()
+    token = api.token(account)
+    item = event["offers"][0]["item_id"]
+    orders = [place_order(api, token, offer_id).json()["id"] for _ in range(2)]
+    review = {"rating": 4, "comment": "Good."}
+    assert api.put(f"/api/reviews/items/{item}/review", review, token).status_code == 201
+    comment = api.post(f"/api/reviews/events/{event['id']}/comments", {"body": "Hi"}, token)
+    assert comment.status_code == 201, comment.text
+    comment_id = comment.json()["id"]
+
+    off = api.patch(f"/api/auth/admin/users/{account.id}", {"is_active": False}, root)
+    answered = time.monotonic()
+    assert off.status_code == 200, off.text
+    for refused in (
+        api.patch("/api/auth/me", {"display_name": "Still here"}, token),
+        api.post("/api/auth/2fa/setup", None, token),
+        api.put(
+            "/api/auth/me/password",
+            {"current_password": account.password, "new_password": "a brand new passphrase"},
+            token,
+        ),
+    ):
+        assert (refused.status_code, problem(refused)["code"]) == (403, "account_disabled")
+
+    # reviews
+    refused_within(
+        answered, lambda: api.put(f"/api/reviews/items/{item}/review", review, token), "not_allowed"
+    )
+    for refused in (
+        api.delete(f"/api/reviews/items/{item}/review", token),
+        api.post(f"/api/reviews/events/{event['id']}/comments", {"body": "Again"}, token),
+        api.post(f"/api/reviews/comments/{comment_id}/replies", {"body": "Me too"}, token),
+        api.delete(f"/api/reviews/comments/{comment_id}", token),
+    ):
+        assert (refused.status_code, problem(refused)["code"]) == (403, "not_allowed")
+    # purchase: an unknown order's cancel is 404 to an active buyer
+    refused_within(
+        answered,
+        lambda: api.post(f"/api/purchase/orders/{uuid.uuid4()}/cancel", None, token),
+        "not_allowed",
+    )
+    for refused in (
+        api.post(f"/api/purchase/orders/{orders[0]}/confirm", None, token),
+        api.post(f"/api/purchase/orders/{orders[1]}/cancel", None, token),
+        place_order(api, token, offer_id),
+    ):
+        assert (refused.status_code, problem(refused)["code"]) == (403, "not_allowed")
+    # bidding
+    refused_within(
+        answered,
+        lambda: api.post(f"/api/bidding/events/{auction['id']}/join", None, token),
+        "not_allowed",
+    )
+    bid = api.post(f"/api/bidding/lots/{lot}/bids", {"amount": "100.00"}, token)
+    assert (bid.status_code, problem(bid)["code"]) == (403, "not_allowed")
+    buy_now = api.post(f"/api/bidding/lots/{lot}/buy-now", None, token)
+    assert (buy_now.status_code, problem(buy_now)["code"]) == (403, "not_allowed")
+
+    stock = api.get(f"/api/purchase/events/{event['id']}/stock").json()[0]
+    assert stock["remaining"] == 3  # both reservations still held, neither confirmed
+    mine = api.get(f"/api/reviews/items/{item}/reviews").json()["items"]
+    assert [r["comment"] for r in mine] == ["Good."]
+    for path in (f"/api/catalog/admin/events/{e}/cancel" for e in (event["id"], auction["id"])):
+        api.post(path, None, root)
