@@ -3,6 +3,7 @@ already issued, at once in auth and within a second in the services that follow 
 feed; so do reset links and email verification."""
 
 import functools
+import threading
 import time
 import uuid
 
@@ -92,6 +93,36 @@ def test_a_deactivated_admin_cannot_restore_itself_nor_act_anywhere(api, root) -
         refused_within(answered, functools.partial(call, api, token), "not_allowed")
     found = api.get(f"/api/auth/admin/users?search={account.username}", root).json()["items"]
     assert (found[0]["is_active"], found[0]["role"]) == (False, "customer")
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(api, root) -> None:
+    """Each demotion checks its admin's own role in the transaction that writes: of two at
+    the same moment, the second finds its admin demoted (without that, both went through)."""
+
+    def demote(start: threading.Barrier, answers: dict, name: str, target, token: str) -> None:
+        start.wait()
+        answers[name] = api.patch(
+            f"/api/auth/admin/users/{target.id}", {"role": "customer"}, token
+        ).status_code
+
+    for _ in range(5):
+        (ada, ada_token), (bob, bob_token) = admin_of(api, root), admin_of(api, root)
+        answers: dict[str, int] = {}
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=demote, args=(start, answers, "ada", bob, ada_token)),
+            threading.Thread(target=demote, args=(start, answers, "bob", ada, bob_token)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers.values()) == [200, 403], answers
+        roles = [
+            api.get(f"/api/auth/admin/users?search={a.username}", root).json()["items"][0]["role"]
+            for a in (ada, bob)
+        ]
+        assert sorted(roles) == ["admin", "customer"], roles
 
 
 def test_a_deactivated_customer_writes_nothing_anywhere(api, root) -> None:

@@ -26,6 +26,7 @@ from flashbid_auth.domain import (
     InvalidToken,
     LoginThrottled,
     MfaState,
+    NotAdmin,
     ResendTooSoon,
     TokenReused,
     TooManyAttempts,
@@ -501,7 +502,19 @@ async def list_users(
 async def update_user(
     connection: AsyncConnection, admin_id: uuid.UUID, user_id: uuid.UUID, changes: UserUpdate
 ) -> User:
-    user = await get_user(connection, user_id)
+    """The admin's own power is checked again under the lock of both rows (taken in id order),
+    in the transaction that writes: of two admins demoting each other at once, the second
+    finds itself demoted."""
+    both = sa.select(users).where(users.c.id.in_({admin_id, user_id})).order_by(users.c.id)
+    rows = await connection.execute(both.with_for_update())
+    found = {row.id: row for row in rows}
+    admin = found.get(admin_id)
+    if admin is None or not admin.is_active:
+        raise AccountDisabled("This account is deactivated.")
+    if admin.role != "admin":
+        raise NotAdmin("This route is for administrators.")
+    if (user := found.get(user_id)) is None:
+        raise UserNotFound("No such user.")
     values = {k: v for k, v in msgspec.structs.asdict(changes).items() if v is not None}
     if user.id == admin_id and (
         values.get("is_active") is False or values.get("role") == "customer"

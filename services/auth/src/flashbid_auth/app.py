@@ -32,6 +32,7 @@ ERRORS = {
     domain.MfaState: (409, "mfa_state"),
     domain.UserNotFound: (404, "user_not_found"),
     domain.CannotChangeSelf: (409, "cannot_change_self"),
+    domain.NotAdmin: (403, "forbidden"),
     Deactivated: (403, "account_disabled"),  # a guard's refusal, as login's and refresh's
     UnknownTemplate: (422, "unknown_template"),
 }
