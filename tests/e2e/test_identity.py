@@ -3,6 +3,7 @@ already issued, at once in auth and within a second in the services that follow 
 feed; so do reset links and email verification."""
 
 import functools
+import re
 import threading
 import time
 import uuid
@@ -195,3 +196,41 @@ def test_a_deactivated_customer_writes_nothing_anywhere(api, root) -> None:
     assert [r["comment"] for r in mine] == ["Good."]
     for path in (f"/api/catalog/admin/events/{e}/cancel" for e in (event["id"], auction["id"])):
         api.post(path, None, root)
+
+
+def reset_tokens(api, inbox, email: str, count: int) -> list[str]:
+    """The tokens of the last `count` reset links emailed to `email`, oldest first."""
+    inbox.wait_for(email, "Reset your Flashbid password", count=count)
+    found = [m for m in inbox.messages(email) if "Reset your Flashbid password" in m["Subject"]]
+    texts = [
+        inbox.http.get(f"/api/v1/message/{m['ID']}").json()["Text"]
+        for m in sorted(found, key=lambda m: m["Created"])
+    ]
+    return [re.search(r"reset-password\?token=([\w-]+)", t).group(1) for t in texts][-count:]
+
+
+def test_using_one_reset_link_ends_every_other(api, inbox) -> None:
+    account = api.register()
+    for _ in range(2):
+        assert api.post("/api/auth/password/forgot", {"email": account.email}).status_code == 202
+    first, second = reset_tokens(api, inbox, account.email, 2)
+    used = api.post("/api/auth/password/reset", {"token": second, "new_password": "one new pass 1"})
+    assert used.status_code == 204, used.text
+    other = api.post("/api/auth/password/reset", {"token": first, "new_password": "two new pass 2"})
+    assert (other.status_code, problem(other)["code"]) == (401, "invalid_token")
+    api.login(account, "one new pass 1")
+
+
+def test_changing_the_password_ends_the_reset_links_sent_before(api, inbox) -> None:
+    account = api.register()
+    assert api.post("/api/auth/password/forgot", {"email": account.email}).status_code == 202
+    [link] = reset_tokens(api, inbox, account.email, 1)
+    changed = api.put(
+        "/api/auth/me/password",
+        {"current_password": account.password, "new_password": "changed it myself 7"},
+        api.token(account),
+    )
+    assert changed.status_code == 204, changed.text
+    late = api.post("/api/auth/password/reset", {"token": link, "new_password": "taken over 99"})
+    assert (late.status_code, problem(late)["code"]) == (401, "invalid_token")
+    api.login(account, "changed it myself 7")

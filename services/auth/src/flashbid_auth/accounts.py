@@ -348,6 +348,7 @@ async def change_password(
 
 
 async def set_password(connection: AsyncConnection, user_id: uuid.UUID, password: str) -> None:
+    """The new password; every reset link sent before it is spent."""
     await connection.execute(
         users.update()
         .where(users.c.id == user_id)
@@ -357,6 +358,11 @@ async def set_password(connection: AsyncConnection, user_id: uuid.UUID, password
             locked_until=None,
             updated_at=now(),
         )
+    )
+    await connection.execute(
+        password_resets.update()
+        .where(password_resets.c.user_id == user_id, password_resets.c.used_at.is_(None))
+        .values(used_at=now())
     )
 
 
@@ -379,21 +385,22 @@ async def forgot_password(connection: AsyncConnection, email: str, settings: Set
 
 
 async def reset_password(connection: AsyncConnection, token: str, new: str) -> None:
-    reset = (
+    """The user's row is locked before the link is checked: of two links used at once, the
+    second finds itself spent by the first (a password set spends them all)."""
+    valid = (
+        password_resets.c.token_hash == domain.digest(token),
+        password_resets.c.used_at.is_(None),
+        password_resets.c.expires_at > now(),
+    )
+    user_id = await connection.scalar(sa.select(password_resets.c.user_id).where(*valid))
+    if user_id is not None:
         await connection.execute(
-            password_resets.update()
-            .where(
-                password_resets.c.token_hash == domain.digest(token),
-                password_resets.c.used_at.is_(None),
-                password_resets.c.expires_at > now(),
-            )
-            .values(used_at=now())
-            .returning(password_resets.c.user_id)
+            sa.select(users.c.id).where(users.c.id == user_id).with_for_update()
         )
-    ).first()
-    if reset is None:
+        user_id = await connection.scalar(sa.select(password_resets.c.user_id).where(*valid))
+    if user_id is None:
         raise InvalidToken("This reset link is invalid, used or expired; ask for a new one.")
-    user = await get_user(connection, reset.user_id)
+    user = await get_user(connection, user_id)
     domain.check_password(new, username=user.username, email=user.email)
     await set_password(connection, user.id, new)
     await revoke_families(connection, refresh_tokens.c.user_id == user.id)
