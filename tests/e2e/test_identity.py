@@ -234,3 +234,20 @@ def test_changing_the_password_ends_the_reset_links_sent_before(api, inbox) -> N
     late = api.post("/api/auth/password/reset", {"token": link, "new_password": "taken over 99"})
     assert (late.status_code, problem(late)["code"]) == (401, "invalid_token")
     api.login(account, "changed it myself 7")
+
+
+def test_verifying_the_address_unlocks_the_session_in_use_at_once(api, root) -> None:
+    _, offer_id = open_flash_sale(api, root, stock=5, limit=1)
+    ranked = open_event(api, root, "ranked")
+    bids = f"/api/bidding/sessions/{ranked['offers'][0]['id']}/bids"
+    account = api.register(verified=False)
+    token = api.token(account)  # signed while the address is not verified
+    for refused in (place_order(api, token, offer_id), api.post(bids, {"price": "50"}, token)):
+        assert (refused.status_code, problem(refused)["code"]) == (403, "not_allowed")
+
+    api.verify(account)
+    ordered = place_order(api, token, offer_id)
+    assert ordered.status_code == 201, ordered.text
+    bid = api.post(bids, {"price": "50"}, token)
+    assert bid.status_code == 201, bid.text
+    api.post(f"/api/catalog/admin/events/{ranked['id']}/cancel", None, root)
