@@ -221,6 +221,33 @@ def test_using_one_reset_link_ends_every_other(api, inbox) -> None:
     api.login(account, "one new pass 1")
 
 
+def test_two_reset_links_used_at_once_reset_the_password_once(api, inbox) -> None:
+    def use(start: threading.Barrier, answers: list, token: str, password: str) -> None:
+        start.wait()
+        body = {"token": token, "new_password": password}
+        answers.append((api.post("/api/auth/password/reset", body).status_code, password))
+
+    for _ in range(3):
+        account = api.register()
+        for _ in range(2):
+            assert (
+                api.post("/api/auth/password/forgot", {"email": account.email}).status_code == 202
+            )
+        links = reset_tokens(api, inbox, account.email, 2)
+        answers: list[tuple[int, str]] = []
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=use, args=(start, answers, link, f"reset number {n} ok"))
+            for n, link in enumerate(links)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(status for status, _ in answers) == [204, 401], answers
+        api.login(account, next(password for status, password in answers if status == 204))
+
+
 def test_changing_the_password_ends_the_reset_links_sent_before(api, inbox) -> None:
     account = api.register()
     assert api.post("/api/auth/password/forgot", {"email": account.email}).status_code == 202
