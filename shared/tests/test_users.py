@@ -31,6 +31,7 @@ class FakeAuth:
         self.feed_answers = 0
         self.down = False
         self.refused = 0
+        self.unverified: set[uuid.UUID] = set()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.down:
@@ -49,7 +50,7 @@ class FakeAuth:
     def users(self, ids: set[uuid.UUID]) -> list[dict]:
         return [
             {"id": str(i), "display_name": "Ada", "weight": self.weights[i],
-             "email_verified": True, "is_active": True}
+             "email_verified": i not in self.unverified, "is_active": True}
             for i in ids if i in self.weights
         ]  # fmt: skip
 
@@ -174,3 +175,36 @@ async def test_a_change_in_auth_reaches_a_followed_cache_within_a_round(setup) -
     clock.now += 1
     assert await users.get(user) is None
     following.cancel()
+
+
+async def test_a_strict_answer_is_cached_only_while_the_feed_vouches_for_it(setup) -> None:
+    auth, clock, users = setup
+    following = asyncio.create_task(users.follow(every=0.001))
+    await until(lambda: auth.feed_answers > 0)
+    user = await cached_user(auth, users)
+
+    assert (await users.get(user, strict=True)).weight == 1.0
+    assert len(auth.calls) == 1  # the feed caught up less than a second ago: from the cache
+
+    auth.down = True  # the feed away: past its bound, a strict answer is looked up, and fails
+    clock.now += users.bound
+    assert await users.get(user, strict=True) is None
+    assert (await users.get(user)).weight == 1.0  # a lenient one lives its ttl
+    auth.down = False
+    auth.weights[user] = 2.0
+    assert (await users.get(user, strict=True)).weight == 2.0
+    assert len(auth.calls) == 2
+    following.cancel()
+
+
+async def test_an_unverified_user_is_asked_about_again_until_verified(setup) -> None:
+    auth, _, users = setup
+    user = uuid.uuid4()
+    auth.weights[user], auth.unverified = 1.0, {user}
+    assert await users.verified(user) is False
+    assert len(auth.calls) == 2  # the cached "no" is asked again each time
+
+    auth.unverified = set()  # they verify: their next request knows it
+    assert await users.verified(user) is True
+    assert await users.verified(user) is True
+    assert len(auth.calls) == 3  # asked once more, then from the cache

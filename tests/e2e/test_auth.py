@@ -310,7 +310,7 @@ def test_services_look_users_up_in_batches_and_customers_cannot(api, profile) ->
     assert set(users) == {known.id, unverified.id}  # an unknown id is left out
     assert users[known.id] | {"display_name": ""} == {
         "id": known.id, "display_name": "", "weight": 1.0, "email_verified": True,
-        "is_active": True,
+        "is_active": True, "role": "customer",
     }  # fmt: skip
     assert users[unverified.id]["email_verified"] is False
 
@@ -325,14 +325,16 @@ def test_services_follow_the_changes_to_users_and_customers_cannot(api, profile)
     headers = service_headers(api)
     start = httpx.get(changes, headers=headers).json()
     assert start["users"] == []  # only where to start
-    ada, bob = api.register(), api.register()  # new users are not changes
+    ada, bob, cy = api.register(), api.register(), api.register()  # verified: a change
 
     admin = admin_token(api)
     api.patch(f"/api/auth/admin/users/{ada.id}", {"weight": 2.5}, admin)
     api.patch(f"/api/auth/admin/users/{bob.id}", {"is_active": False}, admin)
+    api.patch(f"/api/auth/admin/users/{cy.id}", {"role": "admin"}, admin)
     changed = httpx.get(changes, params={"since": start["until"]}, headers=headers).json()
     users = {user["id"]: user for user in changed["users"]}
     assert (users[ada.id]["weight"], users[bob.id]["is_active"]) == (2.5, False)
+    assert (users[cy.id]["role"], users[cy.id]["email_verified"]) == ("admin", True)
     assert changed["until"] >= start["until"]
 
     as_customer = httpx.get(changes, headers={"Authorization": f"Bearer {api.token(ada)}"})

@@ -21,7 +21,8 @@ from flashbid_shared.http import ServiceTokens, service_client
 from flashbid_shared.lanes import Lane, Lanes
 from flashbid_shared.observability import RequestIdMiddleware, configure_logging
 from flashbid_shared.settings import ServiceSettings
-from flashbid_shared.tokens import TokenVerifier, provide_principal, provide_viewer
+from flashbid_shared.tokens import Deactivated, TokenVerifier, provide_principal, provide_viewer
+from flashbid_shared.users import UserDirectory
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[None]]
 JwksSource = Callable[[Litestar], Awaitable[dict[str, Any]]]
@@ -42,11 +43,14 @@ def service_app(
 ) -> Litestar:
     """A Litestar app for service `name`: routes under `/api/<name>`, docs, problems, health.
 
-    `app.state` holds `settings`, `http` (a plain client), `verifier` (access tokens) and
-    `service_tokens` (this service's own client-credentials token for internal calls).
+    `app.state` holds `settings`, `http` (a plain client), `verifier` (access tokens),
+    `service_tokens` (this service's own client-credentials token for internal calls) and, in
+    a service with credentials, `users`: auth's users, kept in step with its changes feed (the
+    guards check callers against it; auth puts its own table there).
     `lanes` serve a storm's plain requests of their routes ahead of Litestar (see `lanes`).
     """
     configure_logging(name, settings.log_level)
+    errors = {Deactivated: (403, "not_allowed"), **(errors or {})}
 
     @asynccontextmanager
     async def platform(app: Litestar) -> AsyncIterator[None]:
@@ -71,11 +75,16 @@ def service_app(
                 settings.client_secret,
             )
             steps = [] if jwks else [app.state.verifier.load]  # auth's own keys are at hand
-            if settings.client_id:
-                steps.append(app.state.service_tokens.token)
-            ahead = asyncio.create_task(fetch_ahead(steps))
-            yield
-            ahead.cancel()
+            async with service_client(tokens=app.state.service_tokens, timeout=3.0) as calls:
+                tasks = []
+                if settings.client_id:
+                    steps.append(app.state.service_tokens.token)
+                    app.state.users = UserDirectory(calls, settings.auth_url)
+                    tasks.append(asyncio.create_task(app.state.users.follow()))
+                tasks.append(asyncio.create_task(fetch_ahead(steps)))
+                yield
+                for task in tasks:
+                    task.cancel()
 
     app = Litestar(
         route_handlers=[
@@ -90,7 +99,7 @@ def service_app(
             "viewer": Provide(provide_viewer),
             "connection": Provide(provide_connection),
         },
-        state=State({"settings": settings, "errors": dict(errors or {})}),
+        state=State({"settings": settings, "errors": errors}),
         openapi_config=OpenAPIConfig(
             title=f"Flashbid {name}",
             version="0.1.0",
@@ -106,7 +115,7 @@ def service_app(
         logging_config=None,
     )
     if lanes:
-        app.asgi_handler = Lanes(app, f"/api/{name}", lanes, errors or {})
+        app.asgi_handler = Lanes(app, f"/api/{name}", lanes, errors)
     return app
 
 

@@ -44,6 +44,7 @@ class UserSummary(msgspec.Struct, kw_only=True):
     weight: float
     email_verified: bool
     is_active: bool
+    role: str = "customer"  # what an auth that does not say grants: no admin power
 
 
 class UserSummaries(msgspec.Struct, kw_only=True):
@@ -55,7 +56,8 @@ USER_CHANGES_PAGE = 1_000  # at most this many users per answer: a full one mean
 
 class UserChanges(msgspec.Struct, kw_only=True):
     """`GET /internal/users/changes?since=` on auth: the users whose summary changed after
-    `since` (deactivated, reweighted, renamed), and the `since` of the next call."""
+    `since` (deactivated, demoted or promoted, verified, reweighted, renamed), and the `since`
+    of the next call."""
 
     users: list[UserSummary]
     until: datetime

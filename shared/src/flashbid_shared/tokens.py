@@ -1,10 +1,18 @@
-"""Access-token verification against auth's JWKS, the request principal and the guards."""
+"""Access-token verification against auth's JWKS, the request principal and the guards.
+
+A token says who its user was when it was signed; the guards also ask the service's directory
+of users (`app.state.users`) who they are now, so that a demotion or a deactivation binds the
+tokens already issued: admin routes, and every write, act on the user as auth has them (at
+once in auth, within the directory's bound elsewhere). Admin power needs both the token's word
+and auth's, so a promotion takes effect with the next token. Reads by signed-in users are
+answered from the token alone (a deactivated user still reads their orders); an app without a
+directory (a unit test's) checks the token alone."""
 
 import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import jwt
@@ -15,17 +23,31 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from litestar.connection import ASGIConnection, Request
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
+from flashbid_shared.contracts import UserSummary
+from flashbid_shared.errors import DomainError, Problem
+
 # The algorithm is pinned by the key (its JWK type), never taken from the token alone.
 ALGORITHM_BY_KTY = {"OKP": "EdDSA", "RSA": "RS256"}
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
 VERIFIED_CACHE_SIZE = 100_000
 ROLES_USER = frozenset({"customer", "admin"})
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 KeyFetcher = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class InvalidToken(Exception):
     pass
+
+
+class Deactivated(DomainError):
+    """The caller's account is deactivated (each service's error table names its code)."""
+
+
+class Directory(Protocol):
+    """Who the users are now: auth's own table in auth, `UserDirectory` elsewhere."""
+
+    async def get(self, user_id: UUID, *, strict: bool = False) -> UserSummary | None: ...
 
 
 def _b64(segment: str) -> bytes:
@@ -200,13 +222,42 @@ async def authenticate(connection: ASGIConnection) -> Principal:
 
 
 async def user_required(connection: ASGIConnection, _: Any) -> None:
-    if (await authenticate(connection)).role not in ROLES_USER:
+    principal = await authenticate(connection)
+    if principal.role not in ROLES_USER:
         raise PermissionDeniedException("This route is for signed-in users.")
+    if connection.scope["type"] == "http" and connection.scope["method"] in WRITES:
+        await current(connection, principal)
 
 
 async def admin_required(connection: ASGIConnection, _: Any) -> None:
-    if (await authenticate(connection)).role != "admin":
+    principal = await authenticate(connection)
+    if principal.role != "admin" or (await current(connection, principal)).role != "admin":
         raise PermissionDeniedException("This route is for administrators.")
+
+
+async def current(connection: ASGIConnection, principal: Principal) -> Principal:
+    """The caller as auth has them now, which the handler then gets as its principal; 403 if
+    deactivated. If auth cannot say, a customer's write goes on (as their orders and bids
+    do) but admin power is refused: 503, better than acting for an admin auth may have
+    demoted."""
+    users: Directory | None = getattr(connection.app.state, "users", None)
+    if users is None:
+        return principal
+    user = await users.get(principal.user_id, strict=True)
+    if user is None:
+        if principal.is_admin:
+            raise Problem(503, "unavailable", "Try again shortly.", retry_after=1)
+        return principal
+    if not user.is_active:
+        raise Deactivated("This account is deactivated.", reason="deactivated")
+    now = Principal(
+        subject=principal.subject,
+        role="admin" if principal.is_admin and user.role == "admin" else "customer",
+        email_verified=principal.email_verified or user.email_verified,
+        session_id=principal.session_id,
+    )
+    connection.scope["state"]["principal"] = now
+    return now
 
 
 async def service_required(connection: ASGIConnection, _: Any) -> None:

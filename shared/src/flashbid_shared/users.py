@@ -1,13 +1,17 @@
 """What other services know about users: auth's `/internal/users/lookup`, cached and batched
 so that a burst of buyers or bidders becomes a few lookups, not one per request.
 
-While `follow` keeps up with auth's changes feed (`/internal/users/changes`, asked every
-second), a change to a cached user (deactivated, reweighted, renamed) replaces its entry
-within about a second, and entries live `kept` seconds; otherwise (auth away) they live `ttl`,
-the longest a change can go unseen. An entry used in the last quarter of its life is looked up
-again in the background, still answering from the cache meanwhile: the bidders of a live
-auction, all first seen in its first seconds, would otherwise expire together and each wait
-for auth on their next bid. An entry is never used past its life."""
+While `follow` keeps up with auth's changes feed (`/internal/users/changes`, asked every half
+second), a change to a cached user (deactivated, demoted, verified, reweighted, renamed)
+replaces its entry within about half a second, and entries live `kept` seconds; otherwise (auth
+away) they live `ttl`, the longest a change can go unseen. An entry used in the last quarter of
+its life is looked up again in the background, still answering from the cache meanwhile: the
+bidders of a live auction, all first seen in its first seconds, would otherwise expire together
+and each wait for auth on their next bid. An entry is never used past its life.
+
+A `strict` answer (what admin power and writes are checked against) is never older than
+`bound`: from the cache only while the feed has caught up within that time, else looked up
+now; None if auth does not answer."""
 
 import asyncio
 import logging
@@ -38,32 +42,49 @@ class UserDirectory:
         window: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
         kept: float = 900.0,
+        bound: float = 1.0,
     ) -> None:
         self.http, self.url = http, f"{auth_url}/api/auth/internal/users/lookup"
         self.changes_url = f"{auth_url}/api/auth/internal/users/changes"
         self.ttl, self.window, self.clock, self.kept = ttl, window, clock, kept
+        self.bound = bound
         self._cache: dict[UUID, tuple[float, UserSummary]] = {}  # when fetched, what
         self._covered_from = float("inf")  # entries fetched since are in the feed's sight
-        self._followed_at = float("-inf")  # the feed's last answer that caught up
-        self._grace = 3.0  # the feed is followed if it caught up this recently
+        self._followed_at = float("-inf")  # when the feed's last answer that caught up was asked
+        self._grace = 1.5  # the feed is followed if it caught up this recently
         self._waiting: dict[UUID, asyncio.Future[UserSummary | None]] = {}
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # kept until done (asyncio holds weakly)
 
-    async def get(self, user_id: UUID) -> UserSummary | None:
-        """The user, or None if auth does not know them (or does not answer)."""
+    async def get(self, user_id: UUID, *, strict: bool = False) -> UserSummary | None:
+        """The user, or None if auth does not know them (or does not answer); `strict`: as
+        auth had them at most `bound` seconds ago."""
         cached = self._cache.get(user_id)
         if cached:
             now = self.clock()
-            followed = now - self._followed_at < self._grace and cached[0] >= self._covered_from
-            life, age = (self.kept if followed else self.ttl), now - cached[0]
-            if age < life:
-                if age > life * 0.75:
-                    self._ask(user_id)
-                return cached[1]
+            covered = cached[0] >= self._covered_from
+            if not strict or (covered and now - self._followed_at < self.bound):
+                followed = covered and now - self._followed_at < self._grace
+                life, age = (self.kept if followed else self.ttl), now - cached[0]
+                if age < life:
+                    if age > life * 0.75:
+                        self._ask(user_id)
+                    return cached[1]
+        return await self.lookup(user_id)
+
+    async def lookup(self, user_id: UUID) -> UserSummary | None:
+        """The user as auth has them now (batched with the other lookups of the moment)."""
         return await asyncio.shield(self._ask(user_id))
 
-    async def follow(self, every: float = 1.0) -> None:
+    async def verified(self, user_id: UUID) -> bool:
+        """Whether the user's address is verified. While the answer is no, auth is asked each
+        time: their token says no until it is refreshed, and verifying must unlock it at once."""
+        user = await self.get(user_id)
+        if user is not None and not user.email_verified:
+            user = await self.lookup(user_id)
+        return user is not None and user.email_verified
+
+    async def follow(self, every: float = 0.5) -> None:
         """Apply auth's changes to the cached users, every `every` seconds, until cancelled."""
         self._grace = 3 * every
         since = None
@@ -71,6 +92,7 @@ class UserDirectory:
             caught_up = True
             try:
                 params = {"since": since.isoformat()} if since else {}
+                asked = self.clock()  # what auth answers was true at least from then
                 response = await self.http.get(self.changes_url, params=params)
                 response.raise_for_status()
                 changes = msgspec.json.decode(response.content, type=UserChanges)
@@ -84,7 +106,7 @@ class UserDirectory:
                     self._covered_from = now
                 since, caught_up = changes.until, len(changes.users) < USER_CHANGES_PAGE
                 if caught_up:
-                    self._followed_at = now
+                    self._followed_at = asked
             except (httpx.HTTPError, msgspec.DecodeError) as exc:
                 log.warning("user changes not followed: %r", exc)
             if caught_up:

@@ -26,6 +26,7 @@ from flashbid_auth.domain import (
     InvalidToken,
     LoginThrottled,
     MfaState,
+    NotAdmin,
     ResendTooSoon,
     TokenReused,
     TooManyAttempts,
@@ -347,6 +348,7 @@ async def change_password(
 
 
 async def set_password(connection: AsyncConnection, user_id: uuid.UUID, password: str) -> None:
+    """The new password; every reset link sent before it is spent."""
     await connection.execute(
         users.update()
         .where(users.c.id == user_id)
@@ -356,6 +358,11 @@ async def set_password(connection: AsyncConnection, user_id: uuid.UUID, password
             locked_until=None,
             updated_at=now(),
         )
+    )
+    await connection.execute(
+        password_resets.update()
+        .where(password_resets.c.user_id == user_id, password_resets.c.used_at.is_(None))
+        .values(used_at=now())
     )
 
 
@@ -378,21 +385,22 @@ async def forgot_password(connection: AsyncConnection, email: str, settings: Set
 
 
 async def reset_password(connection: AsyncConnection, token: str, new: str) -> None:
-    reset = (
+    """The user's row is locked before the link is checked: of two links used at once, the
+    second finds itself spent by the first (a password set spends them all)."""
+    valid = (
+        password_resets.c.token_hash == domain.digest(token),
+        password_resets.c.used_at.is_(None),
+        password_resets.c.expires_at > now(),
+    )
+    user_id = await connection.scalar(sa.select(password_resets.c.user_id).where(*valid))
+    if user_id is not None:
         await connection.execute(
-            password_resets.update()
-            .where(
-                password_resets.c.token_hash == domain.digest(token),
-                password_resets.c.used_at.is_(None),
-                password_resets.c.expires_at > now(),
-            )
-            .values(used_at=now())
-            .returning(password_resets.c.user_id)
+            sa.select(users.c.id).where(users.c.id == user_id).with_for_update()
         )
-    ).first()
-    if reset is None:
+        user_id = await connection.scalar(sa.select(password_resets.c.user_id).where(*valid))
+    if user_id is None:
         raise InvalidToken("This reset link is invalid, used or expired; ask for a new one.")
-    user = await get_user(connection, reset.user_id)
+    user = await get_user(connection, user_id)
     domain.check_password(new, username=user.username, email=user.email)
     await set_password(connection, user.id, new)
     await revoke_families(connection, refresh_tokens.c.user_id == user.id)
@@ -501,7 +509,19 @@ async def list_users(
 async def update_user(
     connection: AsyncConnection, admin_id: uuid.UUID, user_id: uuid.UUID, changes: UserUpdate
 ) -> User:
-    user = await get_user(connection, user_id)
+    """The admin's own power is checked again under the lock of both rows (taken in id order),
+    in the transaction that writes: of two admins demoting each other at once, the second
+    finds itself demoted."""
+    both = sa.select(users).where(users.c.id.in_({admin_id, user_id})).order_by(users.c.id)
+    rows = await connection.execute(both.with_for_update())
+    found = {row.id: row for row in rows}
+    admin = found.get(admin_id)
+    if admin is None or not admin.is_active:
+        raise AccountDisabled("This account is deactivated.")
+    if admin.role != "admin":
+        raise NotAdmin("This route is for administrators.")
+    if (user := found.get(user_id)) is None:
+        raise UserNotFound("No such user.")
     values = {k: v for k, v in msgspec.structs.asdict(changes).items() if v is not None}
     if user.id == admin_id and (
         values.get("is_active") is False or values.get("role") == "customer"
@@ -548,6 +568,7 @@ SUMMARY = (
     users.c.weight,
     users.c.email_verified,
     users.c.is_active,
+    users.c.role,
 )
 SUMMARIES = sa.select(*SUMMARY).where(
     users.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Uuid)))
@@ -561,6 +582,18 @@ async def user_summaries(engine: AsyncEngine, ids: list[uuid.UUID]) -> list[User
     async with _autocommit(engine).connect() as connection:
         rows = await connection.execute(SUMMARIES, {"ids": ids})
     return [UserSummary(**row._mapping) for row in rows]
+
+
+class Users:
+    """Who the users are now, for auth's own guards: its table, read at each check, so that a
+    change binds the tokens already issued from the moment it is answered."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def get(self, user_id: uuid.UUID, *, strict: bool = False) -> UserSummary | None:
+        found = await user_summaries(self.engine, [user_id])
+        return found[0] if found else None
 
 
 # How far back each answer tells the next call to start again: a change written by a

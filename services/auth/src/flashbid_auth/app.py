@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Litestar
 
 from flashbid_auth import domain
-from flashbid_auth.accounts import mfa_audience
+from flashbid_auth.accounts import Users, mfa_audience
 from flashbid_auth.emails import Mailer, UnknownTemplate, run_sender
 from flashbid_auth.routes import ROUTES
 from flashbid_auth.settings import Settings
@@ -15,7 +15,7 @@ from flashbid_auth.store import KeyRing
 from flashbid_shared.app import service_app
 from flashbid_shared.database import ping_postgres, postgres
 from flashbid_shared.settings import from_env
-from flashbid_shared.tokens import TokenVerifier
+from flashbid_shared.tokens import Deactivated, TokenVerifier
 
 ERRORS = {
     domain.WeakPassword: (422, "weak_password"),
@@ -32,6 +32,8 @@ ERRORS = {
     domain.MfaState: (409, "mfa_state"),
     domain.UserNotFound: (404, "user_not_found"),
     domain.CannotChangeSelf: (409, "cannot_change_self"),
+    domain.NotAdmin: (403, "forbidden"),
+    Deactivated: (403, "account_disabled"),  # a guard's refusal, as login's and refresh's
     UnknownTemplate: (422, "unknown_template"),
 }
 
@@ -46,6 +48,7 @@ async def signing(app: Litestar) -> AsyncIterator[None]:
         audience=mfa_audience(settings),
         refetch_interval=1.0,
     )
+    app.state.users = Users(app.state.engine)  # what the guards check callers against
     yield
 
 

@@ -87,6 +87,10 @@ class CannotChangeSelf(DomainError):
     pass
 
 
+class NotAdmin(DomainError):
+    pass
+
+
 def check_password(password: str, *, username: str = "", email: str = "") -> None:
     if len(password) < PASSWORD_MIN:
         raise WeakPassword(f"Use at least {PASSWORD_MIN} characters.")

@@ -20,7 +20,6 @@ from flashbid_bidding.live import Renderer
 from flashbid_shared.contracts import Event
 from flashbid_shared.http import service_client
 from flashbid_shared.observability import round_failed
-from flashbid_shared.users import UserDirectory
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = app.state.settings
     async with service_client(tokens=app.state.service_tokens, timeout=3.0) as http:
         board = Board(app.state.redis, app.state.redis_line)
-        users = UserDirectory(http, settings.auth_url)
+        users = app.state.users  # kept in step with auth's feed by the platform
         house = AuctionHouse(
             app.state.engine,
             board,
@@ -122,7 +121,6 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.house, app.state.hub, app.state.peers = house, hub, peers
         tasks = [
             asyncio.create_task(house.writes.warm()),
-            asyncio.create_task(users.follow()),
             asyncio.create_task(hub.listen()),
             asyncio.create_task(hub.push()),
             asyncio.create_task(hub.watchdog()),

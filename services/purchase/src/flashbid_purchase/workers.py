@@ -20,7 +20,6 @@ from flashbid_shared.database import warm
 from flashbid_shared.http import service_client
 from flashbid_shared.mail import notify
 from flashbid_shared.observability import round_failed
-from flashbid_shared.users import UserDirectory
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ async def sales_lifespan(app: Litestar) -> AsyncIterator[None]:
     stock_changed = asyncio.Event()
     async with service_client(tokens=app.state.service_tokens, timeout=3.0) as http:
         redis: Redis = app.state.redis
-        users = UserDirectory(http, settings.auth_url)
+        users = app.state.users  # kept in step with auth's feed by the platform
         sales = Sales(
             app.state.engine,
             Gate(redis, app.state.redis_line),
@@ -102,7 +101,6 @@ async def sales_lifespan(app: Litestar) -> AsyncIterator[None]:
             asyncio.create_task(
                 warm(app.state.engine, settings.database_pool_size, lambda c: store.reserve(c, []))
             ),
-            asyncio.create_task(users.follow()),
             asyncio.create_task(every(1.0, sales.expire_due, never)),
             asyncio.create_task(every(1.0, lambda: report_stock(sales, catalog), stock_changed)),
             asyncio.create_task(

@@ -14,7 +14,6 @@ from flashbid_reviews.ratings import Ratings
 from flashbid_reviews.store import Comments, Decisions, Reviews, Summaries
 from flashbid_reviews.threads import Threads
 from flashbid_shared.http import service_client
-from flashbid_shared.users import UserDirectory
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ async def reviews_lifespan(app: Litestar) -> AsyncIterator[None]:
     async with service_client(tokens=app.state.service_tokens, timeout=3.0) as http:
         catalog = Catalog(http, settings.catalog_url, timeout=settings.catalog_timeout)
         purchase = Purchase(http, settings.purchase_url, timeout=settings.purchase_timeout)
-        users = UserDirectory(http, settings.auth_url)
+        users = app.state.users  # kept in step with auth's feed by the platform
         decisions = Decisions(db)
         app.state.ratings = ratings = Ratings(
             Reviews(db), Summaries(db), decisions, catalog, purchase, users
