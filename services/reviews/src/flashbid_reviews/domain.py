@@ -11,15 +11,13 @@ from uuid import UUID
 
 import msgspec
 
+from flashbid_shared import inputs
 from flashbid_shared.errors import DomainError
 
 MAX_TEXT = 2000  # characters, for a review's comment and for an event comment
 MAX_DEPTH = 5  # a top-level comment is depth 0; replies nest up to five levels below it
 RATINGS = (1, 2, 3, 4, 5)
 UNKNOWN_AUTHOR = "Flashbid user"  # shown until auth has told us the author's display name
-# Text goes to PostgreSQL under FerretDB, whose jsonb refuses NUL; other control characters
-# than tab and line breaks have no business in a review either.
-_FORBIDDEN = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r") | {"\x7f"}
 
 
 class ItemNotFound(DomainError):
@@ -138,7 +136,7 @@ def check_text(text: str, field: str) -> None:
         raise InvalidText(f"The {field} must not be empty.", field=field)
     if len(text) > MAX_TEXT:
         raise InvalidText(f"The {field} is longer than {MAX_TEXT} characters.", field=field)
-    if not _FORBIDDEN.isdisjoint(text):
+    if inputs.has_control(text):  # FerretDB's jsonb refuses NUL: the shared rule of text
         raise InvalidText(f"The {field} contains control characters.", field=field)
 
 

@@ -8,8 +8,9 @@ from uuid import UUID
 import msgspec
 
 from flashbid_reviews.domain import MAX_TEXT, UNKNOWN_AUTHOR, Comment, Review, Summary, Thread
+from flashbid_shared import inputs
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
+Text = Annotated[inputs.Text, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
 Rating = Annotated[int, msgspec.Meta(ge=1, le=5)]
 Sort = Literal["recent", "rating"]
 DELETED = "[deleted]"
