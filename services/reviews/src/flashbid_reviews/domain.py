@@ -94,7 +94,8 @@ Action = Literal["hide", "unhide", "erase"]
 
 class Decision(msgspec.Struct, kw_only=True):
     """A moderator hid or unhid a review or comment, or a comment's author (or an admin)
-    deleted it."""
+    deleted it. A review's also names its item and author: a hide holds for what the author
+    writes about the item after deleting the hidden review."""
 
     id: UUID
     target: Literal["review", "comment"]
@@ -102,6 +103,8 @@ class Decision(msgspec.Struct, kw_only=True):
     action: Action
     by: UUID
     at: datetime
+    item_id: UUID | None = None
+    author_id: UUID | None = None
 
 
 class Thread(msgspec.Struct, kw_only=True):
@@ -171,11 +174,13 @@ def check_may_delete(comment: Comment, user_id: UUID, is_admin: bool) -> None:
 
 
 def build_threads(roots: Iterable[Comment], replies: Iterable[Comment]) -> list[Thread]:
-    """Threads in the order of `roots`, replies oldest first at every level.
+    """Threads in the order of `roots` (each of them: they are what a page counts), replies
+    oldest first at every level.
 
-    A hidden comment leaves the thread with everything below it; a deleted one stays (as
-    "[deleted]", the view's business) only while some reply below it is still shown. Replies
-    whose parent is not there (deleted meanwhile) are not shown.
+    A hidden comment stays in its place (as "[hidden]", the view's business) with the replies
+    below it: a moderator hides that comment, not the others' answers to it. A deleted reply
+    stays (as "[deleted]") only while some reply below it is still shown. Replies whose parent
+    is not there (deleted meanwhile) are not shown.
     """
     children: dict[UUID, list[Comment]] = defaultdict(list)
     for reply in sorted(replies, key=lambda c: (c.created_at, str(c.id))):
@@ -183,10 +188,10 @@ def build_threads(roots: Iterable[Comment], replies: Iterable[Comment]) -> list[
             children[reply.parent_id].append(reply)
 
     def grow(comment: Comment, depth: int) -> Thread | None:
-        if comment.hidden or depth > MAX_DEPTH:
+        if depth > MAX_DEPTH:
             return None
         below = [t for child in children.get(comment.id, ()) if (t := grow(child, depth + 1))]
-        if comment.deleted and not below:
+        if comment.deleted and not below and depth > 0:
             return None
         return Thread(comment=comment, replies=below)
 
