@@ -106,6 +106,20 @@ class Won(msgspec.Struct, kw_only=True):
     currency: str
 
 
+class EventRefPage(msgspec.Struct, kw_only=True):
+    items: list[EventRef]
+    total: int
+    limit: int
+    offset: int
+
+
+class WonPage(msgspec.Struct, kw_only=True):
+    items: list[Won]
+    total: int
+    limit: int
+    offset: int
+
+
 class LotResult(msgspec.Struct, kw_only=True):
     lot_id: UUID
     status: str
