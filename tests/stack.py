@@ -2,7 +2,7 @@
 """Flashbid's local platform without Docker: install what is missing, start, stop, inspect.
 
     python3 tests/stack.py up|down|status|logs [name] [--profile dev|test|bench]
-                           [--purchase-replicas N]
+                           [--purchase-replicas N]          (options before or after)
     python3 tests/stack.py around --profile test|bench COMMAND...   (up, COMMAND, down)
 
 Every server runs on 127.0.0.1 from `.state/<profile>/` (git-ignored) and is stopped by the PID
@@ -791,18 +791,41 @@ def logs(profile: Profile, name: str | None) -> None:
     os.execvp("tail", ["tail", "-n", "50", "-F", *map(str, files)])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "command", choices=["up", "down", "status", "logs", "install", "env", "seed", "around"]
-    )
-    parser.add_argument("name", nargs="?")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="around: the command's arguments")
+COMMANDS = ("up", "down", "status", "logs", "install", "env", "seed", "around")
+NAMED = ("logs", "env")  # the commands that take a name
+OPTIONS = ("--profile", "--purchase-replicas")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line, its options before or after the command (`up --profile bench` is the
+    bench's stack; it once was the development stack's, the option taken as an argument and
+    ignored). A word or an option that fits nowhere is an error, never another stack. After
+    `around`, our options may come first; the rest is the command it runs, left untouched."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("name", nargs="?", help="logs, env: a server or service")
     parser.add_argument("--profile", default="dev", choices=sorted(DEFAULT_PORTS))
     parser.add_argument(
         "--purchase-replicas", type=int, default=1, help="purchase servers behind the gateway"
     )
-    args = parser.parse_args()
+    ours, theirs = list(argv), []
+    if "around" in ours:
+        at = ours.index("around") + 1
+        ours, theirs = ours[:at], ours[at:]
+        while theirs and theirs[0].split("=", 1)[0] in OPTIONS:
+            taken = 1 if "=" in theirs[0] else 2
+            ours, theirs = ours + theirs[:taken], theirs[taken:]
+    args = parser.parse_args(ours)
+    args.rest = theirs
+    if args.command == "around" and not theirs:
+        parser.error("around: give the command to run")
+    if args.name is not None and args.command not in NAMED:
+        parser.error(f"{args.command} takes no name: {args.name!r}")
+    return args
+
+
+def main() -> None:
+    args = parse(sys.argv[1:])
     profile = Profile.load(args.profile)
     match args.command:
         case "up":
@@ -810,7 +833,7 @@ def main() -> None:
         case "down":
             down(profile)
         case "around":
-            sys.exit(around(profile, [args.name, *args.rest]))
+            sys.exit(around(profile, args.rest))
         case "status":
             status(profile)
         case "logs":

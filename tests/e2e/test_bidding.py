@@ -104,9 +104,9 @@ def watch_to_the_end(api, admin, inbox, event, lot_id, alice_ws, bob_ws, alice, 
 
     results = api.get(f"/api/bidding/events/{event['id']}/results").json()
     assert results["lots"][0]["winner"] is not None
-    won = api.get("/api/bidding/me/won", alice).json()
+    won = api.get("/api/bidding/me/won", alice).json()["items"]
     assert [(w["offer_id"], w["price"]) for w in won] == [(lot_id, "125.00")]
-    assert api.get("/api/bidding/me/won", bob).json() == []
+    assert api.get("/api/bidding/me/won", bob).json()["items"] == []
 
     deadline = time.monotonic() + 15  # the winner's order, made by settlement through purchase
     while not (orders := api.get("/api/purchase/orders", alice).json()["items"]):

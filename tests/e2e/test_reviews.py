@@ -244,8 +244,76 @@ def test_an_admin_hides_a_review_and_a_comment_from_lists_and_summary(api, admin
         api.post(f"/api/reviews/admin/comments/{spam['id']}/hide", None, admin).status_code == 200
     )
     page = comments(api, event)
-    assert (page["total"], [c["body"] for c in page["items"]]) == (1, ["Good luck all"])
+    assert (page["total"], [c["body"] for c in page["items"]]) == (2, ["Good luck all", "[hidden]"])
+    assert (page["items"][1]["author"], page["items"][1]["hidden"]) == (None, True)
+    assert [r["body"] for r in page["items"][1]["replies"]] == ["Reported."]  # Bob's stays
 
     shown = api.post(f"/api/reviews/admin/reviews/{abusive['id']}/unhide", None, admin)
     assert shown.json()["hidden"] is False
     assert summary(api, item)["count"] == 2
+
+
+def test_hiding_a_reply_hides_it_alone_and_the_thread_counts_what_it_shows(api, admin) -> None:
+    event = api.create_event(admin, "auction")["id"]
+    ada, bob, cy, dee = (writer(api, name) for name in ("Ada", "Bob", "Cy", "Dee"))
+    root = api.post(f"/api/reviews/events/{event}/comments", {"body": "Is it original?"}, ada)
+    root = root.json()
+
+    def reply(to: str, token: str, body: str) -> dict:
+        answer = api.post(f"/api/reviews/comments/{to}/replies", {"body": body}, token)
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    rude = reply(root["id"], bob, "Rude answer")
+    reply(rude["id"], cy, "Please be kind.")
+    reply(root["id"], dee, "Yes, with papers.")
+    lone = api.post(f"/api/reviews/events/{event}/comments", {"body": "Who cares"}, bob).json()
+    answered = reply(lone["id"], cy, "I do.")
+    assert api.delete(f"/api/reviews/comments/{lone['id']}", bob).status_code == 204
+
+    for hidden in (rude["id"], answered["id"]):
+        moderated = api.post(f"/api/reviews/admin/comments/{hidden}/hide", None, admin)
+        assert moderated.status_code == 200, moderated.text
+    page = comments(api, event)
+
+    def shape(views: list[dict]) -> list:
+        return [(v["body"], v["author"] and v["author"]["display_name"], shape(v["replies"]))
+                for v in views]  # fmt: skip
+
+    assert shape(page["items"]) == [
+        ("[deleted]", None, [("[hidden]", None, [])]),
+        ("Is it original?", "Ada", [
+            ("[hidden]", None, [("Please be kind.", "Cy", [])]),
+            ("Yes, with papers.", "Dee", []),
+        ]),
+    ]  # fmt: skip
+    assert page["total"] == len(page["items"]) == 2
+    to_hidden = api.post(f"/api/reviews/comments/{rude['id']}/replies", {"body": "x"}, dee)
+    assert (to_hidden.status_code, problem(to_hidden)["code"]) == (404, "comment_not_found")
+
+    api.post(f"/api/reviews/admin/comments/{rude['id']}/unhide", None, admin)
+    again = comments(api, event)["items"][1]["replies"][0]
+    assert (again["body"], again["hidden"]) == ("Rude answer", False)
+
+
+def test_a_hidden_review_stays_hidden_when_its_author_writes_it_again(api, admin) -> None:
+    item = api.create_item(admin)["id"]
+    ada, bob = writer(api, "Ada"), writer(api, "Bob")
+    abusive = review(api, ada, item, 1, "Scam!!!").json()
+    review(api, bob, item, 4, "Fine lamp.")
+    api.post(f"/api/reviews/admin/reviews/{abusive['id']}/hide", None, admin)
+
+    assert api.delete(f"/api/reviews/items/{item}/review", ada).status_code == 204
+    again = review(api, ada, item, 1, "Scam, I said!!!")
+    assert again.status_code == 201, again.text
+    assert [r["comment"] for r in listed(api, item)["items"]] == ["Fine lamp."]
+    assert summary(api, item)["count"] == 1
+    assert api.get(f"/api/reviews/items/{item}/review", ada).json()["hidden"] is True
+
+    replaced = review(api, ada, item, 2, "Not so bad after all")  # a replacement keeps it too
+    assert replaced.status_code == 200 and summary(api, item)["count"] == 1
+    api.post(f"/api/reviews/admin/reviews/{again.json()['id']}/unhide", None, admin)
+    assert summary(api, item)["count"] == 2
+    api.delete(f"/api/reviews/items/{item}/review", ada)
+    assert review(api, ada, item, 3, "Fair.").status_code == 201
+    assert summary(api, item)["count"] == 2  # unhidden since: her next review is shown

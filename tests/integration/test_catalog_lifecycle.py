@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-import msgspec
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -18,6 +17,7 @@ from flashbid_catalog import store
 from flashbid_catalog.clients import Peers
 from flashbid_catalog.lifecycle import Lifecycle
 from flashbid_catalog.schemas import EventInput, ItemInput
+from flashbid_shared import inputs
 from tests_support import event_body
 
 pytestmark = pytest.mark.stack
@@ -30,7 +30,7 @@ async def create_events(engine, count: int, *, starts_in: float, lasts: float) -
         ids = []
         for _ in range(count):
             body = event_body("flash_sale", str(item.id), starts_in=starts_in, lasts=lasts)
-            event_id = await store.create_event(connection, msgspec.convert(body, EventInput))
+            event_id = await store.create_event(connection, inputs.convert(body, EventInput))
             await connection.execute(
                 store.events.update()
                 .where(store.events.c.id == event_id)

@@ -398,12 +398,19 @@ def test_threads_nest_replies_paginate_top_level_and_keep_deleted_parents(profil
             await threads.moderate(ADMIN, sibling.id, hidden=True)
             await threads.moderate(ADMIN, first.id, hidden=True)
             page, total = await threads.page(event, 10, 0)
-            assert total == 2 and [t.comment.body for t in page] == ["top 2", "top 1"]
+            assert total == len(page) == 3  # hidden, it stays in place with its replies
+            hidden = page[-1]
+            assert (hidden.comment.id, hidden.comment.hidden) == (first.id, True)
+            assert [(r.comment.body, r.comment.hidden) for r in hidden.replies] == [
+                ("d1", False),
+                ("sibling", True),
+            ]
             with pytest.raises(domain.CommentNotFound):
                 await threads.reply(ada, first.id, "to a hidden comment")
             await threads.moderate(ADMIN, first.id, hidden=False)
             [*_, back], _ = await threads.page(event, 10, 0)
-            assert [r.comment.body for r in back.replies] == ["d1"]  # sibling still hidden
+            assert not back.comment.hidden
+            assert [r.comment.hidden for r in back.replies] == [False, True]  # sibling still
             with pytest.raises(domain.CommentNotFound):
                 await threads.moderate(ADMIN, uuid.uuid4(), hidden=True)
 

@@ -7,6 +7,7 @@ import pytest
 
 from flashbid_catalog import domain
 from flashbid_catalog.schemas import EventInput
+from flashbid_shared import inputs
 from flashbid_shared.contracts import Event, ItemRef, Offer
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -28,7 +29,7 @@ def event(kind: str = "flash_sale", **fields) -> EventInput:
         **({"scoring": {"formula": "weight"}} if kind == "ranked" else {}),
         **fields,
     }
-    return msgspec.convert(body, EventInput)
+    return inputs.convert(body, EventInput)
 
 
 def problems(data: EventInput, items=None) -> list[str]:
@@ -74,14 +75,28 @@ def test_an_archived_item_cannot_go_into_a_new_offer() -> None:
             {"starting_price": "100", "reserve_price": "200", "buy_now_price": "150"},
             "buy_now_price",
         ),
-        ({"starting_price": "100", "increment": "a lot"}, "increment"),
         ({"starting_price": "100", "increment": "0"}, "increment"),
-        ({"starting_price": "-1"}, "starting_price"),
+        ({"starting_price": "0"}, "starting_price"),
     ],
 )
 def test_auction_lots_must_make_sense(lot: dict, field: str) -> None:
     found = problems(event("auction", offers=[{"item_id": ITEM, **lot}]))
     assert [p for p in found if p.startswith(f"offers[0].{field}")], found
+
+
+@pytest.mark.parametrize(
+    "lot",
+    [
+        {"starting_price": "100", "increment": "a lot"},
+        {"starting_price": "100", "increment": "1e1"},
+        {"starting_price": "-1"},
+        {"starting_price": 100},
+        {"starting_price": "\uff11\uff10\uff10"},  # full-width 100
+    ],
+)
+def test_amounts_that_are_not_strings_of_digits_are_not_an_event(lot: dict) -> None:
+    with pytest.raises(msgspec.ValidationError):
+        event("auction", offers=[{"item_id": ITEM, **lot}])
 
 
 def test_ranked_scoring_must_count_the_price() -> None:

@@ -32,11 +32,8 @@ def comment(
 
 
 def shape(threads) -> list:
-    """(body or [deleted], [replies...]) all the way down."""
-    return [
-        (t.comment.body if not t.comment.deleted else "[deleted]", shape(t.replies))
-        for t in threads
-    ]
+    """(body, [deleted] or [hidden], [replies...]) all the way down, as the view shows it."""
+    return [(CommentView.of(t.comment).body, shape(t.replies)) for t in threads]
 
 
 # --------------------------------------------------------------------------------- text
@@ -109,28 +106,44 @@ def test_replies_nest_below_their_parents_oldest_first_at_any_depth() -> None:
     assert (node.comment.id, depth) == (deep[-1].id, domain.MAX_DEPTH)
 
 
-def test_a_deleted_comment_stays_only_while_a_shown_reply_hangs_below_it() -> None:
+def test_a_deleted_reply_stays_only_while_a_shown_reply_hangs_below_it() -> None:
     root = comment(minute=0, deleted=True)
     kept = comment(root, 1, deleted=True)
     leaf = comment(kept, 2)
     gone = comment(root, 3, deleted=True)
-    lone_root = comment(minute=4, deleted=True)
+    lone_root = comment(minute=4, deleted=True)  # a root stays: the page counted it
     threads = build_threads([lone_root, root], [leaf, kept, gone])
-    assert shape(threads) == [("[deleted]", [("[deleted]", [("said at 2", [])])])]
+    assert shape(threads) == [
+        ("[deleted]", []),
+        ("[deleted]", [("[deleted]", [("said at 2", [])])]),
+    ]
 
 
-def test_a_hidden_comment_leaves_with_its_replies_and_may_empty_a_deleted_parent() -> None:
+def test_a_hidden_comment_hides_itself_alone_and_keeps_the_replies_below_it() -> None:
     root = comment(minute=0)
     hidden = comment(root, 1, hidden=True)
     below_hidden = comment(hidden, 2)
     shown = comment(root, 3)
     deleted = comment(root, 4, deleted=True)
     only_hidden_below = comment(deleted, 5, hidden=True)
+    hidden_root = comment(minute=9, hidden=True)
     threads = build_threads(
-        [root, comment(minute=9, hidden=True)],
-        [hidden, below_hidden, shown, deleted, only_hidden_below],
+        [root, hidden_root],
+        [hidden, below_hidden, shown, deleted, only_hidden_below, comment(hidden_root, 10)],
     )
-    assert shape(threads) == [("said at 0", [("said at 3", [])])]
+    assert shape(threads) == [
+        (
+            "said at 0",
+            [
+                ("[hidden]", [("said at 2", [])]),
+                ("said at 3", []),
+                ("[deleted]", [("[hidden]", [])]),
+            ],
+        ),
+        ("[hidden]", [("said at 10", [])]),
+    ]
+    view = CommentView.of(hidden)
+    assert (view.author, view.hidden, view.deleted) == (None, True, False)
 
 
 def test_orphans_and_replies_too_deep_are_left_out() -> None:

@@ -7,15 +7,21 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.routes import HTTPRoute
+from litestar.types import Empty
 
+from flashbid_shared import inputs
 from flashbid_shared.database import provide_connection
-from flashbid_shared.errors import ErrorTable, exception_handlers
+from flashbid_shared.errors import ErrorTable, Problem, exception_handlers
 from flashbid_shared.health import Check, health_handlers
 from flashbid_shared.http import ServiceTokens, service_client
 from flashbid_shared.lanes import Lane, Lanes
@@ -94,6 +100,12 @@ def service_app(
         lifespan=[platform, *lifespan, frozen_heap],
         middleware=[RequestIdMiddleware],
         exception_handlers=exception_handlers(errors),
+        request_class=StrictRequest,
+        type_decoders=[
+            (lambda type_: type_ is inputs.Money, lambda _, value: inputs.parse_money(value))
+        ],
+        plugins=[MoneySchema()],
+        before_request=answer_options,
         dependencies={
             "principal": Provide(provide_principal),
             "viewer": Provide(provide_viewer),
@@ -114,9 +126,56 @@ def service_app(
         ),
         logging_config=None,
     )
+    app.state.allowed = {
+        route.path_format: ", ".join(sorted(route.methods))
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+    }
     if lanes:
         app.asgi_handler = Lanes(app, f"/api/{name}", lanes, errors)
     return app
+
+
+class StrictRequest(Request):
+    """A JSON body decodes straight to its route's type, as strictly as the lanes decode it
+    (Litestar decodes it untyped, then converts it leniently: a quantity of "1" or 1.0 passed,
+    a body nested 2,000 deep or not UTF-8 was a 500)."""
+
+    async def json(self) -> Any:
+        if self._json is Empty:
+            field = self.route_handler.parsed_data_field
+            try:
+                self._json = inputs.decode(
+                    await self.body(), Any if field is None else field.annotation
+                )
+            except msgspec.ValidationError as exc:  # a DecodeError too: first
+                message, _, where = str(exc).partition(" - at `$")
+                error = {"message": message, "key": where.strip("`.") or "data", "source": "body"}
+                detail = f"Validation failed for {self.method} {self.url.path}"
+                raise ValidationException(detail, extra=[error]) from None
+            except msgspec.DecodeError as exc:
+                raise Problem(400, "malformed_json", str(exc)) from None
+        return self._json
+
+
+def answer_options(request: Request) -> Response[None] | None:
+    """OPTIONS lists every method of the path: Litestar 2's own answer names only those of
+    the path's first handler (litestar#4169, fixed in 3)."""
+    path = request.scope.get("path_template")
+    if request.method != "OPTIONS" or path not in request.app.state.allowed:
+        return None
+    return Response(None, status_code=204, headers={"Allow": request.app.state.allowed[path]})
+
+
+class MoneySchema(OpenAPISchemaPlugin):
+    """`Money` in the OpenAPI documents: a string of digits."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is inputs.Money
+
+    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Schema:
+        return Schema(type=OpenAPIType.STRING, pattern=inputs.MONEY_PATTERN, examples=["249.99"])
 
 
 async def fetch_ahead(steps: Sequence[Callable[[], Awaitable[Any]]], pause: float = 1.0) -> None:

@@ -12,6 +12,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from flashbid_shared.inputs import explain
 from flashbid_shared.observability import AWAY
 
 log = logging.getLogger("flashbid.errors")
@@ -117,6 +118,9 @@ def exception_handlers(table: ErrorTable | None = None) -> dict[Any, Any]:
 
     def on_validation(_: Request, exc: ValidationException) -> Response[bytes]:
         errors = exc.extra if isinstance(exc.extra, list) else []
+        for error in errors:
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                error["message"] = explain(error["message"])
         return problem_response(422, "invalid_input", exc.detail, errors=errors)
 
     def on_http(_: Request, exc: HTTPException) -> Response[bytes]:

@@ -28,6 +28,7 @@ from litestar.connection import ASGIConnection
 from litestar.serialization import encode_json
 from litestar.types import Message, Receive, Scope, Send
 
+from flashbid_shared import inputs
 from flashbid_shared.errors import (
     PROBLEM_JSON,
     DomainError,
@@ -131,7 +132,7 @@ class Lanes:
         try:
             params: dict[str, Any] = {name: UUID(value) for name, value in path.items()}
             body = b"".join(message.get("body", b"") for message in messages)
-            data = msgspec.json.decode(body, type=lane.body)
+            data = inputs.decode(body, lane.body)
             principal = await self.app.state.verifier.verify(token)
         except Exception:  # a bad parameter, body or token: the route answers it
             return None

@@ -5,6 +5,8 @@ from typing import Annotated
 
 from litestar.params import Parameter
 
+from flashbid_shared.inputs import LINE_PATTERN
+
 Limit = Annotated[int, Parameter(ge=1, le=100)]
 Offset = Annotated[int, Parameter(ge=0, le=100_000)]
 # Stripe's semantics: the same key and body answer the first result (POST of orders and bids).
@@ -13,3 +15,4 @@ IdempotencyKey = Annotated[
     str | None,
     Parameter(header="Idempotency-Key", pattern=IDEMPOTENCY_KEY.pattern, required=False),
 ]
+Search = Annotated[str | None, Parameter(max_length=100, pattern=LINE_PATTERN)]

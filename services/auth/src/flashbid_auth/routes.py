@@ -41,7 +41,7 @@ from flashbid_shared.contracts import (
     UserSummaries,
 )
 from flashbid_shared.errors import Problem
-from flashbid_shared.params import Limit, Offset
+from flashbid_shared.params import Limit, Offset, Search
 from flashbid_shared.tokens import InvalidToken as BadToken
 from flashbid_shared.tokens import Principal, admin_required, service_required, user_required
 
@@ -204,7 +204,7 @@ async def service_token(
 @get("/admin/users", operation_id="admin_list_users", **ADMIN)
 async def admin_list_users(
     connection: AsyncConnection,
-    search: Annotated[str | None, Parameter(max_length=100)] = None,
+    search: Search = None,
     role: Annotated[str | None, Parameter(pattern="^(customer|admin)$")] = None,
     active: bool | None = None,
     limit: Limit = 20,

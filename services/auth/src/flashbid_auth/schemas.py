@@ -4,12 +4,20 @@ from uuid import UUID
 
 import msgspec
 
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$", max_length=254)]
-Username = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
-DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-Code = Annotated[str, msgspec.Meta(pattern=r"^\s*\d{6}\s*$")]
-Token = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+from flashbid_shared.inputs import CONTROL, END, Line
+
+_ADDRESS = rf"[^@\s{CONTROL}]"
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=rf"^{_ADDRESS}{{1,64}}@{_ADDRESS}+\.{_ADDRESS}{{2,}}{END}", max_length=254
+    ),
+]
+Username = Annotated[str, msgspec.Meta(pattern=rf"^[A-Za-z0-9_.-]{{3,32}}{END}")]
+DisplayName = Annotated[Line, msgspec.Meta(min_length=1, max_length=64)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]  # hashed, never shown
+Code = Annotated[str, msgspec.Meta(pattern=r"^\s*[0-9]{6}\s*$")]
+Token = Annotated[Line, msgspec.Meta(min_length=1, max_length=4096)]
 Weight = Annotated[float, msgspec.Meta(gt=0, le=100)]
 Role = Literal["customer", "admin"]
 
@@ -35,7 +43,7 @@ class EmailOnly(Input):
 
 
 class Login(Input):
-    login: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    login: Annotated[Line, msgspec.Meta(min_length=1, max_length=254)]
     password: Password
 
 

@@ -422,6 +422,12 @@ class AuctionHouse:
             winning=rank <= row.inventory, inventory=row.inventory,
         )  # fmt: skip
 
+    async def leaderboard(self, offer_id: UUID, limit: int) -> list[BoardLine]:
+        """The top `limit`; an unknown session is NotFound, as for `standing`."""
+        await self._session(offer_id)
+        await self.ensure_board(offer_id)
+        return await self.board.leaderboard(offer_id, limit)
+
     async def ensure_board(self, offer_id: UUID) -> None:
         if not await self.board.has_board(offer_id):
             await self.rebuild_board(offer_id)

@@ -10,6 +10,7 @@ from flashbid_bidding.schemas import (
     BidLine,
     BoardLine,
     EventRef,
+    EventRefPage,
     Leader,
     LotBid,
     LotView,
@@ -17,11 +18,12 @@ from flashbid_bidding.schemas import (
     SessionBid,
     Standing,
     Won,
+    WonPage,
 )
 from flashbid_bidding.workers import apply_event
 from flashbid_shared.contracts import Event, EventFigures
 from flashbid_shared.lanes import Answer, Lane, respond
-from flashbid_shared.params import IdempotencyKey, Limit
+from flashbid_shared.params import IdempotencyKey, Limit, Offset
 from flashbid_shared.tokens import Principal, service_required, user_required
 
 PUBLIC = {"tags": ["public"]}
@@ -40,22 +42,31 @@ async def join_event(state: State, principal: Principal, event_id: UUID) -> None
 
 
 @get("/me/events", operation_id="my_events", **BIDDER)
-async def my_events(connection: AsyncConnection, principal: Principal) -> list[EventRef]:
+async def my_events(
+    connection: AsyncConnection, principal: Principal, limit: Limit = 20, offset: Offset = 0
+) -> EventRefPage:
+    """The events the caller joined or bid in, the latest to start first."""
     rows = await store.events_of(connection, principal.user_id)
-    return [
-        EventRef(id=r.id, kind=r.kind, title=r.title, status=r.status, starts_at=r.starts_at,
-                 ends_at=r.ends_at)
-        for r in rows
-    ]  # fmt: skip
+    return EventRefPage(
+        items=[EventRef(id=r.id, kind=r.kind, title=r.title, status=r.status,
+                        starts_at=r.starts_at, ends_at=r.ends_at)
+               for r in rows[offset : offset + limit]],
+        total=len(rows), limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 @get("/me/won", operation_id="my_wins", **BIDDER)
-async def my_wins(connection: AsyncConnection, principal: Principal) -> list[Won]:
-    return [
-        Won(event_id=r.event_id, title=r.title, offer_id=r.offer_id, item_id=r.item_id,
-            price=r.price, currency=r.currency)
-        for r in await store.won_by(connection, principal.user_id)
-    ]  # fmt: skip
+async def my_wins(
+    connection: AsyncConnection, principal: Principal, limit: Limit = 20, offset: Offset = 0
+) -> WonPage:
+    """What the caller won, the latest settled first."""
+    rows = await store.won_by(connection, principal.user_id)
+    return WonPage(
+        items=[Won(event_id=r.event_id, title=r.title, offer_id=r.offer_id, item_id=r.item_id,
+                   price=r.price, currency=r.currency)
+               for r in rows[offset : offset + limit]],
+        total=len(rows), limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 @get("/lots/{lot_id:uuid}", operation_id="get_lot", **PUBLIC)
@@ -131,8 +142,7 @@ async def bid_in_session(
 
 @get("/sessions/{offer_id:uuid}/leaderboard", operation_id="leaderboard", **PUBLIC)
 async def leaderboard(state: State, offer_id: UUID, limit: Limit = 20) -> list[BoardLine]:
-    await state.house.ensure_board(offer_id)
-    return await state.house.board.leaderboard(offer_id, limit)
+    return await state.house.leaderboard(offer_id, limit)
 
 
 @get("/sessions/{offer_id:uuid}/me", operation_id="my_standing", **BIDDER)

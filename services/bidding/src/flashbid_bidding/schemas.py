@@ -4,7 +4,7 @@ from uuid import UUID
 
 import msgspec
 
-Amount = Decimal  # checked by domain.check_amount (the currency decides its places)
+from flashbid_shared.inputs import Money as Amount  # the currency's places: domain.check_amount
 
 
 class Input(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -14,6 +14,10 @@ class Input(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class LotBid(Input, kw_only=True):
     amount: Amount
     max_amount: Amount | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_amount is not None and self.max_amount < self.amount:
+            raise ValueError("max_amount cannot be below amount")
 
 
 class SessionBid(Input, kw_only=True):
@@ -100,6 +104,20 @@ class Won(msgspec.Struct, kw_only=True):
     item_id: UUID
     price: Decimal
     currency: str
+
+
+class EventRefPage(msgspec.Struct, kw_only=True):
+    items: list[EventRef]
+    total: int
+    limit: int
+    offset: int
+
+
+class WonPage(msgspec.Struct, kw_only=True):
+    items: list[Won]
+    total: int
+    limit: int
+    offset: int
 
 
 class LotResult(msgspec.Struct, kw_only=True):

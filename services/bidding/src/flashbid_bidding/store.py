@@ -316,10 +316,9 @@ async def events_of(connection: AsyncConnection, user_id: UUID) -> list[Any]:
     rows = await connection.execute(
         events.select()
         .where(events.c.id.in_(joined.union(bid)))
-        .order_by(events.c.starts_at.desc())
-        .limit(100)
+        .order_by(events.c.starts_at.desc(), events.c.id)
     )
-    return rows.all()
+    return rows.all()  # all of them: the page's total counts them
 
 
 # ------------------------------------------------------------------------------ lots

@@ -3,12 +3,12 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from flashbid_catalog import domain, store
 from flashbid_catalog.schemas import EventInput, ItemInput
+from flashbid_shared import inputs
 
 IMAGES = "https://images.flashbid.dev/demo"
 ITEMS = [
@@ -116,7 +116,7 @@ async def seed(connection: AsyncConnection) -> None:
     now = await store.now(connection)
     planned = _events(now, item)
     for n, (status, body) in enumerate(planned, 1):
-        data = msgspec.convert(body, EventInput)
+        data = inputs.convert(body, EventInput)
         states = await store.item_states(connection, {o.item_id for o in data.offers})
         domain.check_event(data, now=now, items=states, creating=False)
         event_id = await store.create_event(connection, data)

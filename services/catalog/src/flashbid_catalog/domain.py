@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from flashbid_catalog.schemas import AuctionInput, EventInput, FlashSaleInput, RankedInput
+from flashbid_shared import inputs
 from flashbid_shared.contracts import MINOR_UNITS, Event, EventStatus
 from flashbid_shared.errors import DomainError
 
@@ -154,7 +155,7 @@ def as_input(event: Event) -> dict[str, Any]:
 
 def merge(event: Event, changes: Mapping[str, Any]) -> EventInput:
     try:
-        return msgspec.convert({**as_input(event), **changes}, EventInput)
+        return inputs.convert({**as_input(event), **changes}, EventInput)
     except msgspec.ValidationError as exc:
         raise InvalidEvent(str(exc)) from None
 

@@ -1,6 +1,5 @@
 import asyncio
 import hashlib
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -25,14 +24,14 @@ from flashbid_catalog.schemas import (
     Sort,
 )
 from flashbid_shared.contracts import Event, EventStatus, LotsEnd, StockState
-from flashbid_shared.params import Limit, Offset
+from flashbid_shared.inputs import LINE_PATTERN, Money
+from flashbid_shared.params import Limit, Offset, Search
 from flashbid_shared.tokens import admin_required, service_required
 
 PUBLIC = {"tags": ["public"]}
 ADMIN = {"tags": ["admin"], "guards": [admin_required], "security": [{"bearer": []}]}
 INTERNAL = {"tags": ["internal"], "guards": [service_required], "security": [{"bearer": []}]}
 PUBLIC_STATUSES = ("scheduled", "live", "sold_out", "ended", "cancelled")
-Search = Annotated[str | None, Parameter(max_length=100)]
 
 
 def cacheable(request: Request, value: Any, max_age: int = 1) -> Response[Any]:
@@ -54,7 +53,7 @@ async def list_items(
     request: Request,
     connection: AsyncConnection,
     search: Search = None,
-    category: Annotated[str | None, Parameter(max_length=64)] = None,
+    category: Annotated[str | None, Parameter(max_length=64, pattern=LINE_PATTERN)] = None,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> Response[ItemPage]:
@@ -74,8 +73,8 @@ async def list_events(
     status: Literal["scheduled", "live", "sold_out", "ended", "cancelled"] | None = None,
     kind: Literal["flash_sale", "auction", "ranked"] | None = None,
     search: Search = None,
-    price_min: Decimal | None = None,
-    price_max: Decimal | None = None,
+    price_min: Money | None = None,
+    price_max: Money | None = None,
     sort: Sort = "-created_at",
     limit: Limit = 20,
     offset: Offset = 0,

@@ -1,20 +1,22 @@
 """Catalog's request and response bodies. Events come in three kinds, told apart by `kind`."""
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from flashbid_shared import inputs
 from flashbid_shared.contracts import Event, EventFigures, EventStatus, Scoring
+from flashbid_shared.inputs import CONTROL, END, Money
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Text = Annotated[str, msgspec.Meta(max_length=5000)]
-Category = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9 &'-]{0,63}$")]
-ImageUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=2048)]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+Name = Annotated[inputs.Line, msgspec.Meta(min_length=1, max_length=200)]
+Text = Annotated[inputs.Text, msgspec.Meta(max_length=5000)]
+Category = Annotated[str, msgspec.Meta(pattern=rf"^[a-z0-9][a-z0-9 &'-]{{0,63}}{END}")]
+ImageUrl = Annotated[str, msgspec.Meta(pattern=rf"^https?://[^\s{CONTROL}]+{END}", max_length=2048)]
+Currency = Annotated[str, msgspec.Meta(pattern=rf"^[A-Z]{{3}}{END}")]
+Increment = Annotated[str, msgspec.Meta(pattern=rf"^(?:ladder|{inputs.AMOUNT}){END}")]
 Moment = Annotated[datetime, msgspec.Meta(tz=True)]
 Units = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=3600)]
@@ -22,6 +24,14 @@ Seconds = Annotated[int, msgspec.Meta(ge=0, le=3600)]
 
 class Input(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pass
+
+
+class Patch(Input, kw_only=True):
+    """The fields to change, at least one (an UPDATE of nothing is not an edit)."""
+
+    def __post_init__(self) -> None:
+        if all(getattr(self, name) is UNSET for name in self.__struct_fields__):
+            raise ValueError("Nothing to change: give at least one field")
 
 
 # ------------------------------------------------------------------------------- items
@@ -34,7 +44,7 @@ class ItemInput(Input, kw_only=True):
     image_url: ImageUrl | None = None
 
 
-class ItemPatch(Input, kw_only=True):
+class ItemPatch(Patch, kw_only=True):
     name: Name | UnsetType = UNSET
     description: Text | UnsetType = UNSET
     category: Category | UnsetType = UNSET
@@ -63,22 +73,22 @@ class ItemPage(msgspec.Struct, kw_only=True):
 
 class FlashOfferInput(Input, kw_only=True):
     item_id: UUID
-    price: Decimal
+    price: Money
     stock: Units
     per_user_limit: Units = 1
 
 
 class LotInput(Input, kw_only=True):
     item_id: UUID
-    starting_price: Decimal
-    increment: Annotated[str, msgspec.Meta(max_length=20)] = "ladder"
-    reserve_price: Decimal | None = None
-    buy_now_price: Decimal | None = None
+    starting_price: Money
+    increment: Increment = "ladder"
+    reserve_price: Money | None = None
+    buy_now_price: Money | None = None
 
 
 class SessionInput(Input, kw_only=True):
     item_id: UUID
-    upset_price: Decimal
+    upset_price: Money
     inventory: Units
 
 
@@ -109,7 +119,7 @@ class RankedInput(EventFields, kw_only=True, tag="ranked", tag_field="kind"):
 EventInput = FlashSaleInput | AuctionInput | RankedInput
 
 
-class EventPatch(Input, kw_only=True):
+class EventPatch(Patch, kw_only=True):
     """Fields to change; `offers`, when given, replaces the whole list (the event's kind
     decides their shape). Checked again as a whole after the merge."""
 

@@ -11,15 +11,13 @@ from uuid import UUID
 
 import msgspec
 
+from flashbid_shared import inputs
 from flashbid_shared.errors import DomainError
 
 MAX_TEXT = 2000  # characters, for a review's comment and for an event comment
 MAX_DEPTH = 5  # a top-level comment is depth 0; replies nest up to five levels below it
 RATINGS = (1, 2, 3, 4, 5)
 UNKNOWN_AUTHOR = "Flashbid user"  # shown until auth has told us the author's display name
-# Text goes to PostgreSQL under FerretDB, whose jsonb refuses NUL; other control characters
-# than tab and line breaks have no business in a review either.
-_FORBIDDEN = frozenset(chr(c) for c in range(32) if chr(c) not in "\t\n\r") | {"\x7f"}
 
 
 class ItemNotFound(DomainError):
@@ -96,7 +94,8 @@ Action = Literal["hide", "unhide", "erase"]
 
 class Decision(msgspec.Struct, kw_only=True):
     """A moderator hid or unhid a review or comment, or a comment's author (or an admin)
-    deleted it."""
+    deleted it. A review's also names its item and author: a hide holds for what the author
+    writes about the item after deleting the hidden review."""
 
     id: UUID
     target: Literal["review", "comment"]
@@ -104,6 +103,8 @@ class Decision(msgspec.Struct, kw_only=True):
     action: Action
     by: UUID
     at: datetime
+    item_id: UUID | None = None
+    author_id: UUID | None = None
 
 
 class Thread(msgspec.Struct, kw_only=True):
@@ -138,7 +139,7 @@ def check_text(text: str, field: str) -> None:
         raise InvalidText(f"The {field} must not be empty.", field=field)
     if len(text) > MAX_TEXT:
         raise InvalidText(f"The {field} is longer than {MAX_TEXT} characters.", field=field)
-    if not _FORBIDDEN.isdisjoint(text):
+    if inputs.has_control(text):  # FerretDB's jsonb refuses NUL: the shared rule of text
         raise InvalidText(f"The {field} contains control characters.", field=field)
 
 
@@ -173,11 +174,13 @@ def check_may_delete(comment: Comment, user_id: UUID, is_admin: bool) -> None:
 
 
 def build_threads(roots: Iterable[Comment], replies: Iterable[Comment]) -> list[Thread]:
-    """Threads in the order of `roots`, replies oldest first at every level.
+    """Threads in the order of `roots` (each of them: they are what a page counts), replies
+    oldest first at every level.
 
-    A hidden comment leaves the thread with everything below it; a deleted one stays (as
-    "[deleted]", the view's business) only while some reply below it is still shown. Replies
-    whose parent is not there (deleted meanwhile) are not shown.
+    A hidden comment stays in its place (as "[hidden]", the view's business) with the replies
+    below it: a moderator hides that comment, not the others' answers to it. A deleted reply
+    stays (as "[deleted]") only while some reply below it is still shown. Replies whose parent
+    is not there (deleted meanwhile) are not shown.
     """
     children: dict[UUID, list[Comment]] = defaultdict(list)
     for reply in sorted(replies, key=lambda c: (c.created_at, str(c.id))):
@@ -185,10 +188,10 @@ def build_threads(roots: Iterable[Comment], replies: Iterable[Comment]) -> list[
             children[reply.parent_id].append(reply)
 
     def grow(comment: Comment, depth: int) -> Thread | None:
-        if comment.hidden or depth > MAX_DEPTH:
+        if depth > MAX_DEPTH:
             return None
         below = [t for child in children.get(comment.id, ()) if (t := grow(child, depth + 1))]
-        if comment.deleted and not below:
+        if comment.deleted and not below and depth > 0:
             return None
         return Thread(comment=comment, replies=below)
 

@@ -61,8 +61,10 @@ class Ratings:
         """The user's review of the item, created or replaced, and whether it is new."""
         domain.check_text(comment, "comment")
         await self.check_item(item_id, writing=True)
-        verified, author = await asyncio.gather(
-            self.purchase.purchased(user_id, item_id), display_name(self.users, user_id)
+        verified, author, held = await asyncio.gather(
+            self.purchase.purchased(user_id, item_id),
+            display_name(self.users, user_id),
+            self.decisions.latest_on_review_of(item_id, user_id),
         )
         at = domain.now()
         review = Review(
@@ -73,7 +75,7 @@ class Ratings:
             comment=comment,
             author_name=author,
             verified_purchase=verified,
-            hidden=False,
+            hidden=held is not None and held.action == "hide",  # a new one too: sticks to them
             created_at=at,
             updated_at=at,
         )
@@ -111,6 +113,8 @@ class Ratings:
                 action="hide" if hidden else "unhide",
                 by=admin_id,
                 at=domain.now(),
+                item_id=review.item_id,
+                author_id=review.user_id,
             )
         )
         if not await self._set_hidden(review.item_id, review_id, hidden):

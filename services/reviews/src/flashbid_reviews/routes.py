@@ -126,7 +126,7 @@ async def moderate_review(
 async def moderate_comment(
     state: State, principal: Principal, comment_id: UUID, action: Moderation
 ) -> Moderated:
-    """A hidden comment leaves its thread, with the replies below it."""
+    """A hidden comment shows as "[hidden]" (no author, no text); the replies below it stay."""
     await state.threads.moderate(principal.user_id, comment_id, hidden=action == "hide")
     return Moderated(id=comment_id, hidden=action == "hide")
 

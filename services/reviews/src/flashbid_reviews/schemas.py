@@ -8,11 +8,13 @@ from uuid import UUID
 import msgspec
 
 from flashbid_reviews.domain import MAX_TEXT, UNKNOWN_AUTHOR, Comment, Review, Summary, Thread
+from flashbid_shared import inputs
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
+Text = Annotated[inputs.Text, msgspec.Meta(min_length=1, max_length=MAX_TEXT)]
 Rating = Annotated[int, msgspec.Meta(ge=1, le=5)]
 Sort = Literal["recent", "rating"]
 DELETED = "[deleted]"
+HIDDEN = "[hidden]"
 
 
 class Input(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -89,23 +91,26 @@ class CommentView(msgspec.Struct, kw_only=True):
     event_id: UUID
     parent_id: UUID | None
     depth: int
-    body: str  # "[deleted]" for a deleted comment that still has replies
-    author: Author | None  # null for a deleted comment
+    body: str  # "[deleted]" for a deleted comment that still has replies, "[hidden]"
+    author: Author | None  # null for a deleted or hidden comment
     deleted: bool
+    hidden: bool  # by a moderator: the replies below it are still shown
     created_at: datetime
     replies: list["CommentView"]
 
     @classmethod
     def of(cls, comment: Comment, replies: list["CommentView"] | None = None) -> "CommentView":
-        deleted = comment.deleted
+        deleted, hidden = comment.deleted, comment.hidden
+        shown = not deleted and not hidden
         return cls(
             id=comment.id,
             event_id=comment.event_id,
             parent_id=comment.parent_id,
             depth=comment.depth,
-            body=DELETED if deleted else comment.body or "",
-            author=None if deleted else Author(display_name=comment.author_name or UNKNOWN_AUTHOR),
+            body=(comment.body or "") if shown else DELETED if deleted else HIDDEN,
+            author=Author(display_name=comment.author_name or UNKNOWN_AUTHOR) if shown else None,
             deleted=deleted,
+            hidden=hidden,
             created_at=comment.created_at,
             replies=replies or [],
         )

@@ -50,14 +50,7 @@ INDEXES = {
         IndexModel([("pending", ASCENDING)]),
     ],
     "comments": [
-        IndexModel(
-            [
-                ("event_id", ASCENDING),
-                ("depth", ASCENDING),
-                ("hidden", ASCENDING),
-                ("created_at", DESCENDING),
-            ]
-        ),
+        IndexModel([("event_id", ASCENDING), ("depth", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("event_id", ASCENDING), ("root_id", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("parent_id", ASCENDING)]),
         IndexModel([("pending", ASCENDING)]),
@@ -66,6 +59,7 @@ INDEXES = {
     "decisions": [
         IndexModel([("fresh", ASCENDING), ("target", ASCENDING)]),
         IndexModel([("target_id", ASCENDING)]),
+        IndexModel([("item_id", ASCENDING), ("author_id", ASCENDING)]),
     ],
 }
 MAX_REPLIES = 2000  # replies loaded with one page of threads; a longer thread is cut there
@@ -406,8 +400,9 @@ class Comments:
 
     @translated
     async def top_level(self, event_id: UUID, limit: int, offset: int) -> tuple[list[Comment], int]:
-        """A page of the event's shown top-level comments, newest first, and how many there are."""
-        shown = {"event_id": _id(event_id), "depth": 0, "hidden": False}
+        """A page of the event's top-level comments (hidden ones too: their replies are shown),
+        newest first, and how many there are."""
+        shown = {"event_id": _id(event_id), "depth": 0}
         order = [("created_at", DESCENDING), ("_id", DESCENDING)]
         docs, total = await asyncio.gather(
             self.comments.find(shown).sort(order).skip(offset).limit(limit).to_list(),
@@ -494,6 +489,19 @@ class Decisions:
         docs = await self.decisions.find({"fresh": True, "target": target}).limit(limit).to_list()
         found = [msgspec.convert({**doc, "id": doc["_id"]}, Decision) for doc in docs]
         return sorted(found, key=lambda d: str(d.id))
+
+    @translated
+    async def latest_on_review_of(self, item_id: UUID, author_id: UUID) -> Decision | None:
+        """The last hide or unhide of any review the author wrote of the item."""
+        docs = (
+            await self.decisions.find(
+                {"target": "review", "item_id": _id(item_id), "author_id": _id(author_id)}
+            )
+            .sort([("_id", DESCENDING)])  # UUIDv7: in the order they were made
+            .limit(1)
+            .to_list()
+        )
+        return msgspec.convert({**docs[0], "id": docs[0]["_id"]}, Decision) if docs else None
 
     @translated
     async def settled(self, decision_ids: list[UUID]) -> None:

@@ -97,7 +97,7 @@ class Threads:
             comment_id = comment.parent_id
 
     async def moderate(self, admin_id: UUID, comment_id: UUID, hidden: bool) -> None:
-        """A hidden comment leaves the thread with the replies below it."""
+        """A hidden comment shows as "[hidden]", the replies below it as they are."""
         if await self.comments.get(comment_id) is None:
             raise domain.CommentNotFound("There is no such comment.")
         await self._record(comment_id, "hide" if hidden else "unhide", admin_id)
