@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
+import msgspec
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -359,3 +360,41 @@ def test_due_emails_go_to_auth_in_batches_beside_orders_and_failures_are_tried_a
     assert sorted(peers.orders) == ["unreachable", "winner-1", "winner-2"]
     assert peers.batches == [500]
     assert pending == [("award", 1)] + [("notify", 1)] * 100
+
+
+def test_a_transition_applied_by_one_replica_binds_the_other_at_once(houses) -> None:
+    """Catalog's push reaches one replica; the other, which has the events in its caches,
+    refuses the next bid after a close and takes the next bid after an open."""
+
+    async def scenario(one: AuctionHouse, two: AuctionHouse):
+        ranked, auction = event("ranked"), event("auction")
+        later = event("ranked", started=-3600, status="scheduled")
+        for item in (ranked, auction, later):
+            await apply_event(one, item)
+        people = await joined(two, auction, 2)
+        await two.bid_in_session(bidder(), ranked.offers[0].id, Decimal(20))
+        await two.bid_on_lot(people[0], auction.offers[0].id, Decimal(100), None)
+        with pytest.raises(domain.EventNotLive):  # before the open: two caches the session
+            await two.bid_in_session(bidder(), later.offers[0].id, Decimal(20))
+
+        now = datetime.now(UTC)
+        for item in (ranked, auction):
+            await apply_event(one, msgspec.structs.replace(item, status="ended", ends_at=now,
+                                                           version=2))  # fmt: skip
+        opened = msgspec.structs.replace(later, status="live", starts_at=now, version=2)
+        await apply_event(one, opened)
+
+        refused = []
+        for attempt in (
+            two.bid_in_session(bidder(), ranked.offers[0].id, Decimal(30)),
+            two.bid_on_lot(people[1], auction.offers[0].id, Decimal(105), None),
+        ):
+            with pytest.raises(domain.EventNotLive):
+                await attempt
+            refused.append(True)
+        standing, _ = await two.bid_in_session(bidder(), later.offers[0].id, Decimal(20))
+        return refused, standing
+
+    refused, standing = houses(scenario, replicas=2)
+    assert refused == [True, True]
+    assert (standing.rank, standing.winning) == (1, True)
