@@ -1,19 +1,25 @@
 """The bidding WebSocket as an API like the others, through the gateway: limits, frames, the
-HTTP API's codes and words, tokens honoured to their end, anonymous watchers."""
+HTTP API's codes and words, tokens kept out of the logs and honoured to their end, anonymous
+watchers; and the stock of a flash sale, shared by every viewer's poll."""
 
 import asyncio
 import base64
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from flashbid_auth.keys import token_claims
 from tests_support import (
     Watcher,
+    client_address,
     open_event,
+    open_flash_sale,
+    place_order,
     poll,
     problem,
     signing_key,
@@ -158,6 +164,25 @@ def test_rejections_use_the_http_apis_codes_and_words(api, admin, profile) -> No
     api.post(f"/api/catalog/admin/events/{event['id']}/cancel", None, admin)
 
 
+def test_tokens_never_reach_the_logs(api, admin, profile) -> None:
+    event = open_event(api, admin, "ranked")
+    token = api.token(api.register())
+    request_id = f"logs-{uuid.uuid4().hex}"
+    with Watcher(profile.gateway, event["id"], token, **{"X-Request-ID": request_id}) as watcher:
+        watcher.wait_for(of_type("state"))
+    address = client_address()  # a flood from one address: refusals are logged as warnings
+    url = f"{profile.gateway}/ws/bidding/events/{event['id']}?token={token}"
+    with httpx.Client(headers={"X-Forwarded-For": address}, timeout=10) as client:
+        statuses = [client.get(url).status_code for _ in range(160)]
+    assert 429 in statuses
+    logs = profile.dir / "logs"
+    poll(lambda: request_id in (logs / "gateway.log").read_text(), timeout=10)
+    for path in logs.iterdir():
+        if path.is_file():
+            assert token not in path.read_text(errors="replace"), path.name
+    api.post(f"/api/catalog/admin/events/{event['id']}/cancel", None, admin)
+
+
 def short_lived_token(profile, user_id: str, seconds: int) -> tuple[str, float]:
     """A customer's access token as auth signs them, but expiring in `seconds`."""
     key = asyncio.run(signing_key(profile))
@@ -227,4 +252,24 @@ def test_anonymous_visitors_watch_read_only(api, admin, profile) -> None:
     assert anonymous["code"] == "unauthenticated"
     board = api.get(f"/api/bidding/sessions/{offer_id}/leaderboard").json()
     assert [line["price"] for line in board] == ["61.00"]
+    api.post(f"/api/catalog/admin/events/{event['id']}/cancel", None, admin)
+
+
+def test_a_flash_sales_stock_is_shared_by_every_poll_for_a_second(api, admin) -> None:
+    event, offer_id = open_flash_sale(api, admin, stock=5)
+    path = f"/api/purchase/events/{event['id']}/stock"
+    buyer = api.token(api.register())
+    started = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:  # 100 viewers polling at once, some signed in
+        answers = list(pool.map(lambda n: api.get(path, buyer if n % 2 else None), range(100)))
+    took = time.monotonic() - started
+    assert took < 1.0 and all(a.status_code == 200 for a in answers)
+    statuses = [a.headers.get("x-cache-status") for a in answers]
+    asked = [s for s in statuses if s not in ("HIT", "UPDATING", "STALE")]  # purchase answered
+    assert len(asked) <= 2, statuses
+
+    assert place_order(api, buyer, offer_id).status_code == 201
+    sold = time.monotonic()
+    poll(lambda: api.get(path).json()[0]["remaining"] == 4, timeout=3)
+    assert time.monotonic() - sold < 1.5  # a second old at most, and the time to ask purchase
     api.post(f"/api/catalog/admin/events/{event['id']}/cancel", None, admin)
