@@ -5,6 +5,7 @@ the socket is closed (4401, 4403) and the client reconnects, with a fresh token 
 The README's "Beyond API.md" lists the close codes."""
 
 import base64
+import logging
 import math
 import time
 from typing import Any
@@ -19,9 +20,11 @@ from flashbid_bidding.house import AuctionHouse, results
 from flashbid_bidding.hub import BOARD_SIZE, Leave
 from flashbid_bidding.schemas import BidMessage, ClientMessage
 from flashbid_shared.errors import CODES_BY_STATUS, DomainError, nearest
+from flashbid_shared.observability import AWAY
 from flashbid_shared.tokens import ROLES_USER, Principal, authenticate, bearer_token
 from flashbid_shared.users import UserDirectory
 
+log = logging.getLogger(__name__)
 BID_RATE, BID_BURST = 5.0, 10  # a user's socket bids, as the gateway lets HTTP bids through
 MESSAGES = msgspec.json.Decoder(ClientMessage)
 # Why a socket is closed by the server: its close code and reason.
@@ -143,18 +146,26 @@ class Bidder:
             return {"type": "pong"}
         if principal is None:
             return rejected(CODES_BY_STATUS[401], "A bearer token is required.")
-        if not await is_active(self.house.users, principal.user_id):
-            raise Leave("deactivated")
-        if wait := await self.house.board.take(principal.user_id, BID_RATE, BID_BURST):
-            detail = "Too many bids from your account; slow down."
-            return rejected(CODES_BY_STATUS[429], detail, retry_after=math.ceil(wait))
         try:
             return await self.place(principal, message)
         except DomainError as error:
             _, code = nearest(self.errors, error) or (500, "internal_error")
             return rejected(code, error.detail, **error.fields)
+        except Leave:
+            raise
+        except AWAY as error:  # as the HTTP routes answer: Redis or PostgreSQL away a moment
+            log.warning("a socket bid: %r", error)
+            return rejected("unavailable", "Try again shortly.", retry_after=1)
+        except Exception:
+            log.exception("a socket bid failed")
+            return rejected("internal_error", "Something went wrong on our side.")
 
     async def place(self, principal: Principal, bid: BidMessage) -> dict[str, Any]:
+        if not await is_active(self.house.users, principal.user_id):
+            raise Leave("deactivated")
+        if wait := await self.house.board.take(principal.user_id, BID_RATE, BID_BURST):
+            detail = "Too many bids from your account; slow down."
+            return rejected(CODES_BY_STATUS[429], detail, retry_after=math.ceil(wait))
         if bid.lot_id is not None and bid.amount is not None:
             lot = await self.house.bid_on_lot(principal, bid.lot_id, bid.amount, bid.max_amount)
             return {"type": "accepted", "lot": lot}
