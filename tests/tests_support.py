@@ -3,6 +3,7 @@
 import asyncio
 import ipaddress
 import itertools
+import json
 import random
 import re
 import time
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 SERVICES = ("auth", "catalog", "bidding", "purchase", "reviews")
 PASSWORD = "correct horse battery staple"
@@ -231,3 +234,67 @@ def buy_item(api: Api, admin: str, buyer: str) -> str:
     confirmed = api.post(f"/api/purchase/orders/{order.json()['id']}/confirm", None, buyer)
     assert confirmed.json()["status"] == "confirmed", confirmed.text
     return event["offers"][0]["item_id"]
+
+
+# ------------------------------------------------------------------ live bidding (WebSocket)
+
+
+class Watcher:
+    """One browser's socket on an event; without a token, an anonymous visitor's."""
+
+    def __init__(self, gateway: str, event_id: str, token: str | None = None, **headers) -> None:
+        query = f"?token={token}" if token else ""
+        url = f"{gateway.replace('http', 'ws', 1)}/ws/bidding/events/{event_id}{query}"
+        headers = {"X-Forwarded-For": client_address(), **headers}
+        self.connection = connect(url, additional_headers=headers)
+        self.seen: list[dict] = []
+
+    def __enter__(self) -> "Watcher":
+        self.socket = self.connection.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.connection.__exit__(*exc)
+
+    def wait_for(self, check, timeout: float = 10) -> dict:
+        """The first message (seen before or arriving now) for which `check` is true. Each
+        arrives as a text frame, as a browser's `message.data` string."""
+        deadline = time.monotonic() + timeout
+        for message in self.seen:
+            if check(message):
+                return message
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no such message; last ones: {self.seen[-3:]}"
+            frame = self.socket.recv(timeout=left)
+            assert isinstance(frame, str), f"a binary frame: {frame[:80]!r}"
+            message = json.loads(frame)
+            self.seen.append(message)
+            if check(message):
+                return message
+
+    def send(self, message: dict) -> None:
+        self.socket.send(json.dumps(message))
+
+    def close_code(self, timeout: float = 10) -> int:
+        """The code the server closes the socket with (the messages before it are kept)."""
+        try:
+            self.wait_for(lambda _: False, timeout)
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, "closed without a close frame"
+            return closed.rcvd.code
+        raise AssertionError("still open")
+
+
+async def signing_key(profile):
+    """Auth's current signing key, read from the test stack's database (tokens made to measure:
+    expired, forged, short-lived)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from flashbid_auth.store import ensure_key
+
+    engine = create_async_engine(profile.database_url("flashbid_auth"))
+    async with engine.begin() as connection:
+        key = await ensure_key(connection, "dev-only-key-encryption-secret")
+    await engine.dispose()
+    return key

@@ -1,52 +1,17 @@
 """Live bidding through the gateway: two watchers follow an auction over WebSocket to its end,
 bids arrive over HTTP and over the socket, and the winner gets an order and an email."""
 
-import json
 import time
 import uuid
 
 import pytest
-from websockets.sync.client import connect
 
-from tests_support import client_address, open_event, poll, problem
+from tests_support import Watcher, open_event, poll, problem
 
 
 @pytest.fixture(scope="module")
 def admin(api) -> str:
     return api.admin_token()
-
-
-class Watcher:
-    """One browser's socket on an event."""
-
-    def __init__(self, gateway: str, event_id: str, token: str) -> None:
-        url = f"{gateway.replace('http', 'ws', 1)}/ws/bidding/events/{event_id}?token={token}"
-        self.connection = connect(url, additional_headers={"X-Forwarded-For": client_address()})
-        self.seen: list[dict] = []
-
-    def __enter__(self) -> "Watcher":
-        self.socket = self.connection.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.connection.__exit__(*exc)
-
-    def wait_for(self, check, timeout: float = 10) -> dict:
-        """The first message (seen before or arriving now) for which `check` is true."""
-        deadline = time.monotonic() + timeout
-        for message in self.seen:
-            if check(message):
-                return message
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no such message; last ones: {self.seen[-3:]}"
-            message = json.loads(self.socket.recv(timeout=left))
-            self.seen.append(message)
-            if check(message):
-                return message
-
-    def send(self, message: dict) -> None:
-        self.socket.send(json.dumps(message))
 
 
 def lot_at(price: str):

@@ -16,11 +16,9 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from flashbid_auth.keys import SigningKey, token_claims
-from flashbid_auth.store import ensure_key
-from tests_support import problem
+from tests_support import problem, signing_key
 
 pytestmark = pytest.mark.stack
 DASHBOARD = "/api/catalog/admin/dashboard"  # admin only: 401 forged, 403 not admin, 200 admin
@@ -28,15 +26,7 @@ DASHBOARD = "/api/catalog/admin/dashboard"  # admin only: 401 forged, 403 not ad
 
 @pytest.fixture(scope="module")
 def auth_key(profile) -> SigningKey:
-    return asyncio.run(current_key(profile))
-
-
-async def current_key(profile) -> SigningKey:
-    engine = create_async_engine(profile.database_url("flashbid_auth"))
-    async with engine.begin() as connection:
-        key = await ensure_key(connection, "dev-only-key-encryption-secret")
-    await engine.dispose()
-    return key
+    return asyncio.run(signing_key(profile))
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +174,7 @@ def test_tokens_survive_a_key_rotation(profile, gateway, auth_key, root) -> None
         capture_output=True,
         cwd=stack_root(),
     )
-    new_key = asyncio.run(current_key(profile))
+    new_key = asyncio.run(signing_key(profile))
     assert new_key.kid != auth_key.kid
     jwks = gateway.get("/api/auth/.well-known/jwks.json").json()
     assert [k["kid"] for k in jwks["keys"]] == [new_key.kid, auth_key.kid]

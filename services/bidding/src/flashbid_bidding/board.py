@@ -7,6 +7,7 @@ can be rebuilt from PostgreSQL.
   bid:{<offer>}:member     hash: user -> their member in the board
   bid:{<offer>}:info       hash: user -> "<price>|<display name>"
   bid:event:<event>        pub/sub channel of the event's changes
+  bid:rate:<user>          when the user's socket bids are next allowed (ms, Redis's clock)
 """
 
 from collections.abc import Iterable
@@ -57,6 +58,21 @@ for i = 1, #entries, 2 do
 end
 if #users == 0 then return {{}, {}} end
 return {entries, redis.call('HMGET', KEYS[2], unpack(users))}
+""")
+
+
+# A leaky bucket of `ARGV[2]` bids that drains one every `ARGV[1]` ms (the generic cell rate
+# algorithm: one key, the time the bucket is next empty, on Redis's clock, which every replica
+# shares). Answers 0 if this bid is allowed, else the ms until one is.
+RATE = Script("""
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local empty = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local wait = empty - now - (burst - 1) * interval
+if wait > 0 then return wait end
+redis.call('SET', KEYS[1], empty + interval, 'PX', empty + interval - now)
+return 0
 """)
 
 
@@ -152,6 +168,14 @@ class Board:
             # an empty board still marks the session as loaded
             pipe.hset(keys[1], "-", "-")
             await pipe.execute()
+
+    # ------------------------------------------------------------------------ limits
+
+    async def take(self, user_id: UUID, rate: float, burst: int) -> float:
+        """0 if the user may bid now (`burst` at once, then `rate` a second), else the
+        seconds until they may: across replicas and sockets."""
+        wait = await self.line.run(RATE, [f"bid:rate:{user_id}"], [round(1000 / rate), burst])
+        return int(wait) / 1000
 
     # -------------------------------------------------------------------------- news
 

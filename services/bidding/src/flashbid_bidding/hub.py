@@ -8,8 +8,10 @@ pushed to 100-150 ms after the first, and every bid in between waited behind it)
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -26,12 +28,36 @@ TICK = 0.1  # seconds between two pushes to one watcher
 GROUPS = 10  # the watchers' groups, pushed to one after the other, TICK / GROUPS apart
 SEND_TIMEOUT = 5.0  # a watcher that cannot take a message in this long is dropped
 BOARD_SIZE = 10
+MAX_MESSAGE = 64 * 1024  # a client's message (a bid is under 200 bytes); larger closes (1009)
+_clock = [0, ""]  # the last millisecond `server_time` was asked for, and its text
 
 
-def frame(message: Any) -> dict[str, Any]:
-    """The ASGI event that sends `message` (bytes, or what msgspec encodes) as one frame."""
+def server_time() -> str:
+    """Now in RFC 3339, UTC, to the millisecond (made once per millisecond: a push to 2,000
+    watchers asks for it about as often)."""
+    ms = time.time_ns() // 1_000_000
+    if ms != _clock[0]:
+        moment = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+        _clock[:] = ms, moment.replace("+00:00", "Z")
+    return _clock[1]  # type: ignore[return-value]
+
+
+def frame(message: Any, now: str | None = None) -> dict[str, Any]:
+    """The ASGI event that sends `message` (a JSON object's bytes, or what msgspec encodes) as
+    one text frame, with the server's time as `server_time` (the time of the push: a change
+    is encoded once and stamped once per group, see `Hub._offer`)."""
     data = message if isinstance(message, bytes) else msgspec.json.encode(message)
-    return {"type": "websocket.send", "bytes": data, "text": None}
+    more = "," if len(data) > 2 else ""
+    text = f'{data[:-1].decode()}{more}"server_time":"{now or server_time()}"}}'
+    return {"type": "websocket.send", "text": text, "bytes": None}
+
+
+class Leave(Exception):
+    """Raised by a watcher's message handler: the socket is closed, for `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Watcher:
@@ -45,7 +71,7 @@ class Watcher:
     frame's CPU (18-20 us against 12). Only a push that finds the frame before still going out
     (several messages at once, or a socket backed up) waits for it, the rest coalesced."""
 
-    def __init__(self, send: Send, user_id: UUID) -> None:
+    def __init__(self, send: Send, user_id: UUID | None) -> None:
         self.send, self.user_id = send, user_id
         self.group = 0  # given by the hub
         self.pending: dict[str, Any] = {}
@@ -56,7 +82,8 @@ class Watcher:
 
     def offer(self, key: str, message: Any) -> None:
         """Replace whatever was waiting under `key`: only the latest state is ever sent.
-        `message`: a frame (see `frame`), or a function of the watcher's user id."""
+        `message`: a frame (see `frame`), or a function of the watcher's user id (None for
+        an anonymous watcher)."""
         self.pending[key] = message
         self.flush()
 
@@ -86,7 +113,8 @@ class Watcher:
         return self.sending is not None and self.sending_since < since and not self.sending.done()
 
     def leave(self, reason: str) -> None:
-        """Stop pushing to this socket; its route ends (`too slow`: closed with 1008)."""
+        """Stop pushing to this socket; its route ends, and closes it for `reason` (`too
+        slow`, `expired`, ...) unless the socket is gone (`closed`, `left`)."""
         if not self.gone.done():
             self.gone.set_result(reason)
         sending = self.sending
@@ -95,10 +123,16 @@ class Watcher:
 
 
 class Hub:
-    def __init__(self, line: RedisLine, render: Callable[[UUID, dict], Any]) -> None:
+    def __init__(
+        self,
+        line: RedisLine,
+        render: Callable[[UUID, dict], Any],
+        active: Callable[[UUID], Awaitable[bool]] | None = None,
+    ) -> None:
         """`render(event_id, news)` turns a change into the message(s) to push: a dict, or a
-        function of the watcher's user id for messages that differ per watcher."""
-        self.line, self.render = line, render
+        function of the watcher's user id for messages that differ per watcher. `active(user)`
+        says whether a signed-in watcher's account is still active (see `follow_accounts`)."""
+        self.line, self.render, self.active = line, render, active
         self.watchers: dict[UUID, set[Watcher]] = defaultdict(set)
         self.channels: dict[bytes, UUID] = {}  # the watched events, by their Redis channel
         # the same watchers by group, and by (event, user): an outbid goes to one bidder
@@ -116,12 +150,14 @@ class Hub:
         self.channels[channel(event_id).encode()] = event_id
         self.watchers[event_id].add(watcher)
         self.groups[watcher.group][event_id].add(watcher)
-        self.by_user[(event_id, str(watcher.user_id))].add(watcher)
+        if watcher.user_id is not None:
+            self.by_user[(event_id, str(watcher.user_id))].add(watcher)
 
     def remove(self, event_id: UUID, watcher: Watcher) -> None:
         _discard(self.watchers, event_id, watcher)
         _discard(self.groups[watcher.group], event_id, watcher)
-        _discard(self.by_user, (event_id, str(watcher.user_id)), watcher)
+        if watcher.user_id is not None:
+            _discard(self.by_user, (event_id, str(watcher.user_id)), watcher)
         if event_id not in self.watchers:
             self.channels.pop(channel(event_id).encode(), None)
 
@@ -142,7 +178,7 @@ class Hub:
         self.dirty[event_id][key] = news
         if outbid := news.get("outbid"):  # only to the bidder concerned
             target = {k: v for k, v in news.items() if k in ("lot_id", "offer_id")}
-            message = frame({"type": "outbid", **target})
+            message = msgspec.json.encode({"type": "outbid", **target})  # framed when pushed
             for outbids in self.outbids:
                 outbids.setdefault((event_id, outbid), {})[f"outbid:{key}"] = message
         self.changed.set()
@@ -175,20 +211,23 @@ class Hub:
                     continue
                 for n, message in enumerate(messages):
                     if not callable(message):  # the same for all: encoded once
-                        message = frame(message)
+                        message = msgspec.json.encode(message)
                     for pending in self.changes:
                         pending.setdefault(event_id, {})[f"{key}:{n}"] = message
 
     def _offer(self, group: int) -> None:
+        """Each encoded change is framed once for the group, stamped with the push's time."""
         changes, self.changes[group] = self.changes[group], {}
         outbids, self.outbids[group] = self.outbids[group], {}
+        now = server_time()
         for (event_id, user), messages in outbids.items():
             for watcher in self.by_user.get((event_id, user), ()):
                 if watcher.group == group:
                     for slot, message in messages.items():
-                        watcher.offer(slot, message)
+                        watcher.offer(slot, frame(message, now))
         watchers = self.groups[group]
-        for event_id, messages in changes.items():
+        for event_id, encoded in changes.items():
+            messages = {s: m if callable(m) else frame(m, now) for s, m in encoded.items()}
             for watcher in list(watchers.get(event_id, ())):
                 for slot, message in messages.items():
                     watcher.offer(slot, message)
@@ -205,28 +244,62 @@ class Hub:
                     if watcher.stuck(late):
                         watcher.leave("too slow")
 
-    async def serve(self, socket: WebSocket, event_id: UUID, user_id: UUID, first: Any,
-                    on_message: Callable[[dict], Any]) -> None:  # fmt: skip
-        """Run one watcher until it leaves or stops reading (then TimeoutError)."""
+    async def follow_accounts(self, every: float = 1.0) -> None:
+        """Drop the watchers of deactivated accounts, every `every` seconds: `active` answers
+        from the users' cache, which auth's changes feed keeps up to date."""
+        while True:
+            await asyncio.sleep(every)
+            if self.active is None:
+                continue
+            try:
+                users = {w.user_id for ws in self.watchers.values() for w in ws if w.user_id}
+                gone = {str(user) for user in users if not await self.active(user)}
+                for (_, user), watchers in list(self.by_user.items()):
+                    if user in gone:
+                        for watcher in list(watchers):
+                            watcher.leave("deactivated")
+            except Exception:
+                log.exception("cannot check the watchers' accounts")
+
+    async def serve(self, socket: WebSocket, event_id: UUID, user_id: UUID | None, first: Any,
+                    on_message: Callable[[bytes], Awaitable[Any]],
+                    expires: float | None = None) -> str:  # fmt: skip
+        """Run one watcher until it leaves; answer each of its messages (`on_message(data)`,
+        a reply or `Leave`). Returns why it ended: `left` (the client closed), `closed`,
+        `too slow` (it stopped reading), `too large` (a message over MAX_MESSAGE), `expired`
+        (at `expires`, a time.time()), `deactivated`, or what a `Leave` said."""
         watcher = Watcher(server_send(socket), user_id)
         self.add(event_id, watcher)
         watcher.offer("state", frame(first))
+        loop = asyncio.get_running_loop()
+        expiry = None
+        if expires is not None:
+            expiry = loop.call_later(max(expires - time.time(), 0), watcher.leave, "expired")
         try:
             while not watcher.gone.done():
-                receive = asyncio.create_task(socket.receive_data(mode="text"))
+                receive = asyncio.ensure_future(socket.receive())
                 await asyncio.wait({receive, watcher.gone}, return_when=asyncio.FIRST_COMPLETED)
                 if not receive.done():
                     receive.cancel()
                     break
+                event = receive.result()
+                if event["type"] == "websocket.disconnect":
+                    watcher.leave("left")
+                    break
+                data = event.get("bytes") or (event.get("text") or "").encode()
+                if len(data) > MAX_MESSAGE:
+                    watcher.leave("too large")
+                    break
                 try:
-                    request = msgspec.json.decode(receive.result())
-                except msgspec.DecodeError:
-                    request = None
-                reply = await on_message(request if isinstance(request, dict) else {})
+                    reply = await on_message(data)
+                except Leave as leave:
+                    watcher.leave(leave.reason)
+                    break
                 watcher.offer(f"reply:{id(reply)}", frame(reply))
-            if watcher.gone.result() == "too slow":  # the route closes the socket (1008)
-                raise TimeoutError
+            return watcher.gone.result()
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self.remove(event_id, watcher)
             watcher.leave("left")
 

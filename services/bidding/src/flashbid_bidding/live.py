@@ -1,7 +1,13 @@
 """What watchers of an event see: the state on connect, then each change; and the WebSocket
-route itself (bids can be placed over it, with the same rules and codes as over HTTP)."""
+route itself. Anyone may watch. A signed-in watcher may also bid over it, with the rules, codes
+and words of the HTTP routes, until their token expires or their account is deactivated: then
+the socket is closed (4401, 4403) and the client reconnects, with a fresh token or without one.
+The README's "Beyond API.md" lists the close codes."""
 
-from decimal import Decimal, InvalidOperation
+import base64
+import logging
+import math
+import time
 from typing import Any
 from uuid import UUID
 
@@ -11,9 +17,26 @@ from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 
 from flashbid_bidding import store
 from flashbid_bidding.house import AuctionHouse, results
-from flashbid_bidding.hub import BOARD_SIZE
-from flashbid_shared.errors import DomainError, nearest
-from flashbid_shared.tokens import Principal, authenticate
+from flashbid_bidding.hub import BOARD_SIZE, Leave
+from flashbid_bidding.schemas import BidMessage, ClientMessage
+from flashbid_shared.errors import CODES_BY_STATUS, DomainError, nearest
+from flashbid_shared.inputs import decode, explain
+from flashbid_shared.observability import AWAY
+from flashbid_shared.tokens import ROLES_USER, Principal, authenticate, bearer_token
+from flashbid_shared.users import UserDirectory
+
+log = logging.getLogger(__name__)
+BID_RATE, BID_BURST = 5.0, 10  # a user's socket bids, as the gateway lets HTTP bids through
+# Why a socket is closed by the server: its close code and reason.
+CLOSES = {
+    "too slow": (1008, "Stopped reading."),
+    "too large": (1009, "A message is at most 64 KiB."),
+    "invalid token": (4401, "The token is invalid or expired."),
+    "expired": (4401, "The token is invalid or expired."),
+    "deactivated": (4403, "This account is deactivated."),
+    "not a user": (4403, "Bids are for signed-in users."),
+    "no such event": (4404, "There is no such event."),
+}
 
 
 class Renderer:
@@ -44,7 +67,8 @@ class Renderer:
         async with self.house.engine.connect() as connection:
             return msgspec.to_builtins(await results(connection, event_id))
 
-    async def state(self, event_id: UUID, user_id: UUID) -> dict:
+    async def state(self, event_id: UUID, user_id: UUID | None) -> dict:
+        """`you` is the watcher's own standing in each session (None when anonymous)."""
         async with self.house.engine.connect() as connection:
             event = await store.get_event(connection, event_id)
             lot_ids = [row.id for row in await store.lots_of(connection, event_id)]
@@ -57,7 +81,9 @@ class Renderer:
                 {
                     "offer_id": str(offer_id),
                     "leaderboard": await self.house.board.leaderboard(offer_id, BOARD_SIZE),
-                    "you": await self.house.standing(offer_id, user_id),
+                    "you": None
+                    if user_id is None
+                    else await self.house.standing(offer_id, user_id),
                 }
             )
         return {
@@ -75,56 +101,122 @@ class Renderer:
         }
 
 
-async def place(house: AuctionHouse, principal: Principal, request: dict, codes) -> dict:
-    """A bid sent over the socket: answered `accepted` or `rejected` with the HTTP API's code."""
-    try:
-        if request.get("type") != "bid":
-            raise ValueError('send {"type": "bid", ...}')
-        if "lot_id" in request:
-            max_amount = request.get("max_amount")
-            state, _ = await house.bid_on_lot(
-                principal,
-                UUID(str(request["lot_id"])),
-                Decimal(str(request["amount"])),
-                None if max_amount is None else Decimal(str(max_amount)),
-            )
-            return {"type": "accepted", "lot": state}
-        standing, _ = await house.bid_in_session(
-            principal, UUID(str(request["offer_id"])), Decimal(str(request["price"]))
-        )
+async def is_active(users: UserDirectory, user_id: UUID) -> bool:
+    """As the bid routes see it: a user auth does not know (or cannot answer for) may bid."""
+    user = await users.get(user_id)
+    return user is None or user.is_active
+
+
+def rejected(code: str, detail: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "rejected", "code": code, "detail": detail, **fields}
+
+
+def invalid(error: msgspec.ValidationError) -> dict[str, Any]:
+    """As the HTTP routes word a body that does not fit: msgspec's words, and where (`data`:
+    the message as a whole)."""
+    message, _, where = explain(str(error)).partition(" - at `$")
+    failure = {"message": message, "key": where.rstrip("`").lstrip(".") or "data"}
+    return rejected(
+        CODES_BY_STATUS[422],
+        "Validation failed for the message.",
+        errors=[failure | {"source": "body"}],
+    )
+
+
+class Bidder:
+    """The answers to one socket's messages: `principal` is None for an anonymous watcher,
+    whose bids are refused as the HTTP routes refuse a request without a token."""
+
+    def __init__(
+        self, house: AuctionHouse, principal: Principal | None, expires: float, errors: Any
+    ) -> None:
+        self.house, self.principal, self.expires, self.errors = house, principal, expires, errors
+
+    async def answer(self, data: bytes) -> dict[str, Any]:
+        principal = self.principal
+        if principal is not None and time.time() >= self.expires:
+            raise Leave("expired")  # in case the expiry's timer is late
+        try:
+            message = decode(data, ClientMessage)
+        except msgspec.ValidationError as error:
+            return invalid(error)
+        except msgspec.DecodeError as error:  # msgspec's words, as the HTTP routes answer
+            return rejected(CODES_BY_STATUS[400], str(error))
+        if not isinstance(message, BidMessage):
+            return {"type": "pong"}
+        if principal is None:
+            return rejected(CODES_BY_STATUS[401], "A bearer token is required.")
+        try:
+            return await self.place(principal, message)
+        except DomainError as error:
+            _, code = nearest(self.errors, error) or (500, "internal_error")
+            return rejected(code, error.detail, **error.fields)
+        except Leave:
+            raise
+        except AWAY as error:  # as the HTTP routes answer: Redis or PostgreSQL away a moment
+            log.warning("a socket bid: %r", error)
+            return rejected("unavailable", "Try again shortly.", retry_after=1)
+        except Exception:
+            log.exception("a socket bid failed")
+            return rejected("internal_error", "Something went wrong on our side.")
+
+    async def place(self, principal: Principal, bid: BidMessage) -> dict[str, Any]:
+        if not await is_active(self.house.users, principal.user_id):
+            raise Leave("deactivated")
+        if wait := await self.house.board.take(principal.user_id, BID_RATE, BID_BURST):
+            detail = "Too many bids from your account; slow down."
+            return rejected(CODES_BY_STATUS[429], detail, retry_after=math.ceil(wait))
+        if bid.lot_id is not None and bid.amount is not None:
+            lot, _ = await self.house.bid_on_lot(principal, bid.lot_id, bid.amount, bid.max_amount)
+            return {"type": "accepted", "lot": lot}
+        assert bid.offer_id is not None and bid.price is not None  # see BidMessage
+        standing, _ = await self.house.bid_in_session(principal, bid.offer_id, bid.price)
         return {"type": "accepted", "session": standing}
-    except DomainError as error:
-        _, code = nearest(codes, error) or (500, "error")
-        return {"type": "rejected", "code": code, "detail": error.detail, **error.fields}
-    except (KeyError, ValueError, InvalidOperation) as error:
-        return {"type": "rejected", "code": "invalid_input", "detail": str(error)}
+
+
+def expiry(token: str) -> float:
+    """The `exp` of a token already verified."""
+    claims = token.split(".")[1]
+    padded = claims + "=" * (-len(claims) % 4)
+    return float(msgspec.json.decode(base64.urlsafe_b64decode(padded))["exp"])
+
+
+async def signed_in(socket: WebSocket) -> tuple[Principal | None, float, str | None]:
+    """The watcher, its token's expiry, and why it may not watch (a close reason) if so."""
+    token = bearer_token(socket)
+    if token is None:
+        return None, math.inf, None
+    try:
+        principal = await authenticate(socket)
+    except NotAuthorizedException:
+        return None, 0.0, "invalid token"
+    if principal.role not in ROLES_USER:
+        return None, 0.0, "not a user"
+    if not await is_active(socket.app.state.house.users, principal.user_id):
+        return None, 0.0, "deactivated"
+    return principal, expiry(token), None
 
 
 @websocket("/ws/bidding/events/{event_id:uuid}")
 async def watch_event(socket: WebSocket, event_id: UUID) -> None:
-    """`?token=<access token>`. The event's state first, then every change."""
-    try:
-        principal = await authenticate(socket)
-    except NotAuthorizedException:
-        await socket.close(code=4401, reason="invalid or missing token")
-        return
+    """`?token=<access token>` to bid, none to watch. The event's state first, then every
+    change. A close is sent once the socket is accepted, so that a browser sees its code."""
     state = socket.app.state
-    house: AuctionHouse = state.house
+    principal, expires, ended = await signed_in(socket)
+    user_id = None if principal is None else principal.user_id
+    first = None
+    if ended is None:
+        try:
+            first = await Renderer(state.house).state(event_id, user_id)
+        except DomainError:
+            ended = "no such event"
     try:
-        first = await Renderer(house).state(event_id, principal.user_id)
-    except DomainError:
-        await socket.close(code=4404, reason="no such event")
-        return
-    await socket.accept()
-    try:
-        await state.hub.serve(
-            socket,
-            event_id,
-            principal.user_id,
-            first,
-            lambda request: place(house, principal, request, state.errors),
-        )
-    except WebSocketDisconnect:
+        await socket.accept()
+        if ended is None:
+            bidder = Bidder(state.house, principal, expires, state.errors)
+            timer = None if principal is None else expires
+            ended = await state.hub.serve(socket, event_id, user_id, first, bidder.answer, timer)
+        if ended in CLOSES:
+            await socket.close(*CLOSES[ended])
+    except WebSocketDisconnect:  # the client went first
         pass
-    except TimeoutError:  # stopped reading: dropped rather than buffered for
-        await socket.close(code=1008, reason="too slow")

@@ -144,3 +144,35 @@ class Results(msgspec.Struct, kw_only=True):
     cancelled: bool
     lots: list[LotResult]
     sessions: list[SessionResult]
+
+
+# ------------------------------------------------------------- WebSocket client messages
+
+
+class BidMessage(Input, tag_field="type", tag="bid", kw_only=True):
+    """A bid sent over the WebSocket: on a lot (`lot_id`, `amount`, `max_amount`) or in a
+    ranked session (`offer_id`, `price`), with the rules and codes of the HTTP routes."""
+
+    lot_id: UUID | None = None
+    amount: Amount | None = None
+    max_amount: Amount | None = None
+    offer_id: UUID | None = None
+    price: Amount | None = None
+
+    def __post_init__(self) -> None:
+        if None not in (self.amount, self.max_amount) and self.max_amount < self.amount:  # type: ignore[operator]
+            raise ValueError("max_amount cannot be below amount")
+        lot, ranked = (self.lot_id, self.amount, self.max_amount), (self.offer_id, self.price)
+        if not (None not in lot[:2] and ranked == (None, None)) and not (
+            None not in ranked and lot == (None, None, None)
+        ):
+            raise ValueError(
+                "A bid has `lot_id` and `amount` (and `max_amount`), or `offer_id` and `price`"
+            )
+
+
+class PingMessage(Input, tag_field="type", tag="ping", kw_only=True):
+    """Answered `pong` at once: its `server_time` and the round trip give the clock offset."""
+
+
+ClientMessage = BidMessage | PingMessage  # told apart by `type`

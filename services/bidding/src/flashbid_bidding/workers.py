@@ -16,7 +16,7 @@ from flashbid_bidding.board import Board
 from flashbid_bidding.clients import Peers
 from flashbid_bidding.house import AuctionHouse
 from flashbid_bidding.hub import Hub
-from flashbid_bidding.live import Renderer
+from flashbid_bidding.live import Renderer, is_active
 from flashbid_shared.contracts import Event
 from flashbid_shared.http import service_client
 from flashbid_shared.observability import round_failed
@@ -117,13 +117,14 @@ async def bidding_lifespan(app: Litestar) -> AsyncIterator[None]:
             public_url=settings.public_url,
         )
         peers = Peers(http, settings.catalog_url, settings.purchase_url, settings.auth_url)
-        hub = Hub(app.state.redis_line, Renderer(house).render)
+        hub = Hub(app.state.redis_line, Renderer(house).render, lambda user: is_active(users, user))
         app.state.house, app.state.hub, app.state.peers = house, hub, peers
         tasks = [
             asyncio.create_task(house.writes.warm()),
             asyncio.create_task(hub.listen()),
             asyncio.create_task(hub.push()),
             asyncio.create_task(hub.watchdog()),
+            asyncio.create_task(hub.follow_accounts()),
             asyncio.create_task(every(0.25, house.settle_due)),
             asyncio.create_task(every(1.0, lambda: perform_tasks(house, peers))),
             asyncio.create_task(every(3600.0, lambda: purge_tasks(house))),
